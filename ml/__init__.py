@@ -1,0 +1,1 @@
+"""Creative Director MLOps: the plain library behind the pipeline (never imports Airflow)."""

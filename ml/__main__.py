@@ -1,0 +1,151 @@
+"""``python -m ml <command>``: one command per stage, each a thin call of the stage's core
+function (the same one the Airflow task calls). Each prints a one-line summary, writes its
+JSON report next to its outputs, and exits 1 when its gate fails (the report still written).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from ml.common.config import InputError, load_params
+
+
+def _date(args, params) -> str:
+    return args.logical_date or str(params["run"]["logical_date"])
+
+
+def cmd_synth(args, params) -> int:
+    from ml.data.synthetic import generate
+
+    cfg = params["synthetic"]
+    data = generate(args.seed if args.seed is not None else params["base"]["seed"], args.n or cfg["n"],
+                    image_size=cfg["image_size"], copy_share=cfg["copy_share"],
+                    problem_share=cfg["problem_share"], logical_date=cfg["reference_date"])
+    data.write_to(args.out)
+    print(f"synth: wrote {len(data.files)} files ({len(data.truth)} copy variants) to {args.out}")
+    return 0
+
+
+def cmd_acquire(args, params) -> int:
+    from ml.data.acquire import acquire, default_sources
+
+    r = acquire(args.source or default_sources(params), args.out, logical_date=_date(args, params), params=params)
+    reasons = ", ".join(f"{k} {v}" for k, v in r["quarantined_by_reason"].items()) or "none"
+    print(f"acquire: seen {r['seen']} = accepted {r['accepted']} + quarantined {r['quarantined']} "
+          f"({reasons}) -> {args.out}")
+    return 0 if r["passed"] else 1
+
+
+def cmd_licence_check(args, params) -> int:
+    from ml.licensing.gate import licence_check
+
+    date = _date(args, params)
+    r = licence_check(args.manifest, args.out, logical_date=date, run_id=args.run_id or f"cli__{date}",
+                      ledger_uri=args.ledger or params["licensing"]["ledger_uri"], params=params)
+    reasons = ", ".join(f"{k} {v}" for k, v in r["rejected_by_reason"].items()) or "none"
+    print(f"licence-check: {'PASSED' if r['passed'] else 'FAILED'} approved {r['approved']} of {r['checked']}, "
+          f"rejected {r['rejected']} ({reasons}); policy {r['policy_version']} -> {args.out}")
+    return 0 if r["passed"] else 1
+
+
+def cmd_validate(args, params) -> int:
+    from ml.contracts import validate
+
+    r = validate(args.table, args.suite, args.out)
+    failed = ", ".join(r["failed_expectations"]) or "none failed"
+    s = r["statistics"]
+    print(f"validate {args.suite}: {'PASSED' if r['passed'] else 'FAILED'} "
+          f"{s['successful_expectations']}/{s['evaluated_expectations']} expectations ({failed}) "
+          f"-> {r['outputs']['html']}")
+    return 0 if r["passed"] else 1
+
+
+def cmd_publish(args, params) -> int:
+    from ml.data.publish import publish_dataset
+
+    date = _date(args, params)
+    r = publish_dataset(args.approved, args.datasets, logical_date=date, run_id=args.run_id or f"cli__{date}")
+    print(f"publish: dataset {r['version']} ({r['assets']} assets) {'new' if r['changed'] else 'unchanged'} "
+          f"-> {r['uri']}")
+    return 0
+
+
+def cmd_ledger(args, params) -> int:
+    from ml.licensing.gate import asset_history
+
+    history = asset_history(args.ledger or params["licensing"]["ledger_uri"], args.asset)
+    for d in history:
+        why = ", ".join(d["reasons"]) or "all rules met"
+        print(f"{d['logical_date']} {d['run_id']} {d['asset_id'][:16]} {d['licence']}: {d['decision']} "
+              f"({why}) policy {d['policy_version']}")
+    if not history:
+        print(f"ledger: no decision about an asset id starting {args.asset!r}")
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ml", description=__doc__.split("\n\n")[0])
+    p.add_argument("--params", help="params.yaml to use (default: the repository's, or $CREATIVE_PARAMS)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="write the seeded synthetic source to a folder")
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--n", type=int)
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("acquire", help="acquire sources into a manifest, quarantining bad input")
+    s.add_argument("--source", action="append",
+                   help="folder, s3://bucket/prefix or synthetic://?seed=N&n=M (repeatable; "
+                        "default: the synthetic source sized by params.yaml)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--logical-date", help="the run's date (default: run.logical_date in params.yaml)")
+    s.set_defaults(func=cmd_acquire)
+
+    s = sub.add_parser("licence-check", help="licence and consent gate over a manifest")
+    s.add_argument("--manifest", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--logical-date")
+    s.add_argument("--run-id", help="id recorded in the ledger (default cli__<date>)")
+    s.add_argument("--ledger", help="ledger location (default licensing.ledger_uri)")
+    s.set_defaults(func=cmd_licence_check)
+
+    s = sub.add_parser("validate", help="run a data contract suite on a Parquet table")
+    s.add_argument("--table", required=True)
+    s.add_argument("--suite", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("publish", help="version the approved dataset by content and point LATEST at it")
+    s.add_argument("--approved", required=True, help="folder with approved.parquet")
+    s.add_argument("--datasets", required=True, help="where dataset versions live")
+    s.add_argument("--logical-date")
+    s.add_argument("--run-id")
+    s.set_defaults(func=cmd_publish)
+
+    s = sub.add_parser("ledger", help="why is this asset in or out: its licence decisions, every run")
+    s.add_argument("--asset", required=True, help="asset id or a prefix of it")
+    s.add_argument("--ledger")
+    s.set_defaults(func=cmd_ledger)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("botocore", "boto3", "urllib3", "great_expectations", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.func(args, load_params(args.params))
+    except (FileNotFoundError, InputError) as exc:
+        print(f"{args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared pieces: URIs and I/O, configuration, audit and append-only logs, progress."""

@@ -1,0 +1,1 @@
+"""Data: sources, the synthetic generator, acquisition and approved-dataset versions."""

@@ -1,0 +1,1 @@
+"""Licence and consent gate, the licence registry and the append-only licence ledger."""
