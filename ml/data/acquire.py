@@ -254,11 +254,11 @@ def take_copy_row(source: Source, intake: Intake, where: str, row: dict | None) 
     if clean["conversions"] > clean["clicks"]:
         raise Rejected("schema_violation", f"conversions {clean['conversions']} > clicks {clean['clicks']}")
     rights = _rights_fields(row, "schema_violation")
-    if clean["copy_variant_id"] in intake.seen_variants:
-        raise Rejected("schema_violation", f"copy_variant_id {clean['copy_variant_id']!r} appears twice")
     canonical = json.dumps({**clean, **{k: v for k, v in rights.items() if v is not None}},
                            sort_keys=True, separators=(",", ":")).encode()
     asset_id = hashlib.sha256(canonical).hexdigest()
+    if asset_id not in intake.seen_ids and clean["copy_variant_id"] in intake.seen_variants:
+        raise Rejected("schema_violation", f"copy_variant_id {clean['copy_variant_id']!r} appears twice")
     intake.claim(asset_id, where)
     intake.seen_variants.add(clean["copy_variant_id"])
     manifest_row = {"asset_id": asset_id, "kind": "copy", "media_type": "copy", "source": source.uri,
