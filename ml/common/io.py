@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
 
-S3_RETRY_ATTEMPTS = int(os.environ.get("CREATIVE_S3_MAX_ATTEMPTS", "5"))
-
 
 def sibling(uri: str, name: str) -> str:
     """The URI of ``name`` in the same folder or prefix as ``uri``."""
@@ -66,7 +64,7 @@ def s3_client(endpoint_url: str | None = None):
         "s3",
         endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None,
         config=Config(
-            retries={"max_attempts": S3_RETRY_ATTEMPTS, "mode": "standard"},
+            retries={"max_attempts": int(os.environ.get("CREATIVE_S3_MAX_ATTEMPTS", "5")), "mode": "standard"},
             connect_timeout=5,
             read_timeout=60,
         ),
