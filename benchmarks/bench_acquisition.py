@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -97,7 +98,7 @@ def main() -> None:
         f"medians of {args.repeats} fresh interpreters. Shared, noisy machine: read ratios, not absolute times.", "",
         "## Acquisition + licence check", "",
         f"Input: {args.n} synthetic inputs ({images} images of {args.image_size}×{args.image_size}, "
-        f"{args.n - images} ad-copy rows, {report['quarantined']} problem inputs), {source_mib:.0f} MiB on disk "
+        f"{args.n - images} ad-copy rows; {report['quarantined']} of them quarantined at intake), {source_mib:.0f} MiB on disk "
         f"(generated in {synth_s:.0f} s, not timed).", "",
         "| step | wall s | peak RSS MiB | inputs/s |", "|---|---:|---:|---:|",
         f"| `python -m ml acquire` | {acq_s:.1f} | {acq_mib:.0f} | {args.n / acq_s:.0f} |",
@@ -113,6 +114,7 @@ def main() -> None:
         *[f"| dags/{name}.py | {t:.2f} | {t / bare:.2f}× |" for name, t in dags.items()], "",
     ]
     (REPO / "benchmarks" / "RESULTS.md").write_text("\n".join(lines))
+    shutil.rmtree(work)
     print("\n".join(lines))
 
 

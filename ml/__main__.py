@@ -5,7 +5,6 @@ JSON report next to its outputs, and exits 1 when its gate fails (the report sti
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 

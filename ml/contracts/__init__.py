@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import os
 
 from ml.common import io
 from ml.common.config import InputError, contracts_dir
 from ml.common.verdict import Verdict
 
-log = logging.getLogger(__name__)
 
 
 def load_suite(name: str) -> dict:

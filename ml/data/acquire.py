@@ -11,7 +11,6 @@ import csv
 import hashlib
 import io as _io
 import json
-import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import PurePosixPath
@@ -21,7 +20,6 @@ from ml.common.config import InputError, stable_hash
 from ml.common.progress import Progress
 from ml.data.sources import CONTROL_FILES, Source, open_source, unsafe_reason
 
-log = logging.getLogger(__name__)
 
 KINDS = ("image", "copy")
 ORIGINS = ("stock", "open", "owned", "user_generated", "synthetic")

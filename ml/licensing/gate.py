@@ -7,7 +7,6 @@ the gate over a manifest, writes ``approved.parquet``, ``approved_copy.parquet``
 from __future__ import annotations
 
 import json
-import logging
 from datetime import date, timedelta
 
 from ml.common import io
@@ -15,7 +14,6 @@ from ml.common.audit import AppendOnlyLog
 from ml.common.config import contracts_dir, stable_hash
 from ml.common.verdict import Verdict
 
-log = logging.getLogger(__name__)
 
 
 def load_registry(path=None) -> dict:

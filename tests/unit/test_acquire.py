@@ -155,7 +155,7 @@ def test_synthetic_source_is_deterministic_and_has_problems(tmp_path, params):
         if name != "manifest.parquet":  # the manifest holds the output folder in stored_uri
             assert ha == hb, name
     ma, mb = pd.read_parquet(tmp_path / "a" / "manifest.parquet"), pd.read_parquet(tmp_path / "b" / "manifest.parquet")
-    assert list(ma.asset_id) == list(mb.asset_id)
+    assert list(ma.asset_id) == list(mb.asset_id) and a == {**b, "outputs": a["outputs"]}
     assert a["seen"] >= 120 and a["seen"] == a["accepted"] + a["quarantined"] and a["quarantined"] > 0 and a["accepted_by_kind"]["image"] > 0
     copy = pd.read_parquet(tmp_path / "a" / "copy.parquet")
     assert set(copy.industry) == {"fashion", "home", "electronics"} and copy.brand.nunique() >= 4
