@@ -240,13 +240,10 @@ def take_copy_row(source: Source, intake: Intake, where: str, row: dict | None) 
         clean[name] = value.strip()
     for name in COPY_COUNT_FIELDS:
         value = row.get(name)
-        try:
-            number = int(value) if not isinstance(value, bool) and str(value).strip().lstrip("-").isdigit() else None
-        except (TypeError, ValueError):
-            number = None
-        if number is None or number < 0:
+        text = str(value).strip()
+        if isinstance(value, bool) or not (text.isascii() and text.isdigit()):
             raise Rejected("schema_violation", f"{name} must be a whole number >= 0, got {value!r}")
-        clean[name] = number
+        clean[name] = int(text)
     if clean["clicks"] > clean["impressions"]:
         raise Rejected("schema_violation", f"clicks {clean['clicks']} > impressions {clean['impressions']}")
     if clean["conversions"] > clean["clicks"]:

@@ -34,10 +34,10 @@ def digests(root: Path) -> dict[str, str]:
 def project(tmp_path):
     """A copy of the pipeline in its own git + DVC repository, sized down for the test."""
     root = tmp_path / "project"
-    for name in ("ml", "data_contracts", ".dvc", "dvc.yaml", ".dvcignore"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name if src.is_dir() else root,
-                                                           **({"ignore": shutil.ignore_patterns("__pycache__", "tmp", "cache")} if src.is_dir() else {}))
+    for name in ("ml", "data_contracts", ".dvc"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["synthetic"].update(n=120, image_size=48)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
