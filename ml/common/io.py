@@ -82,6 +82,13 @@ def read_text(uri: str) -> str:
     return read_bytes(uri).decode("utf-8")
 
 
+@functools.cache
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def write_bytes(uri: str, data: bytes) -> str:
     """Write atomically; return the URI."""
     if is_s3(uri):
@@ -94,6 +101,7 @@ def write_bytes(uri: str, data: bytes) -> str:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; readers (stewards, other workers) need the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
