@@ -98,27 +98,44 @@ def render_product_image(seed: int, index: int, brand: str, product: str, size: 
 
     rng = np.random.default_rng([seed, index, 7])
     colour = np.array(BRANDS[brand][1], dtype=np.float32)
-    ramp = np.linspace(0.55, 1.0, size, dtype=np.float32)[:, None, None]
+    angle = rng.uniform(0, 2 * np.pi)  # direction of the backdrop's light ramp
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    ramp = (0.55 + 0.45 * ((np.cos(angle) * xx + np.sin(angle) * yy) % 1.0))[:, :, None]
     noise = rng.normal(0, 6, (size, size, 1)).astype(np.float32)
     pixels = np.clip(colour[None, None, :] * ramp + 60 * (1 - ramp) + noise, 0, 255).astype(np.uint8)
-    img = Image.fromarray(np.broadcast_to(pixels, (size, size, 3)).copy(), "RGB")
+    img = Image.fromarray(pixels, "RGB")
     draw = ImageDraw.Draw(img)
-    c, r = size // 2, int(size * rng.uniform(0.18, 0.3))
-    fill = tuple(int(v) for v in rng.integers(180, 255, 3))
+    for _ in range(int(rng.integers(2, 5))):  # props around the product: every shot is composed differently
+        px, py, pr = (int(v) for v in (rng.uniform(0, size), rng.uniform(0, size), rng.uniform(0.05, 0.2) * size))
+        draw.ellipse((px - pr, py - pr, px + pr, py + pr), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+    cx, cy = (int(size * rng.uniform(0.3, 0.7)) for _ in range(2))
+    r = int(size * rng.uniform(0.15, 0.3))
+    fill = tuple(int(v) for v in rng.integers(150, 255, 3))
     shape = list(INDUSTRIES[BRANDS[brand][0]]).index(product) % 3
-    box = (c - r, c - r, c + r, c + r)
+    box = (cx - r, cy - r, cx + r, cy + r)
     if shape == 0:
         draw.rounded_rectangle(box, radius=r // 4, fill=fill)
     elif shape == 1:
         draw.ellipse(box, fill=fill)
     else:
-        draw.polygon([(c, c - r), (c + r, c + r), (c - r, c + r)], fill=fill)
+        draw.polygon([(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)], fill=fill)
     draw.text((size // 16, size - size // 8), f"{brand} · {product}", fill=(255, 255, 255))
     buf = _io.BytesIO()
     if fmt == "png":
         img.save(buf, format="PNG", optimize=False, compress_level=1)
     else:
         img.save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+def resized_copy(image_bytes: bytes, scale: float = 0.75, quality: int = 70) -> bytes:
+    """The same picture resized and re-encoded as JPEG, as a reseller or a CMS would."""
+    from PIL import Image
+
+    with Image.open(_io.BytesIO(image_bytes)) as img:
+        small = img.convert("RGB").resize((int(img.width * scale), int(img.height * scale)))
+    buf = _io.BytesIO()
+    small.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 
@@ -216,7 +233,7 @@ def generate(seed: int, n: int, *, image_size: int = 256, copy_share: float = 0.
         data.files[rel] = (lambda i=i, b=brand, p=product, f=fmt: render_product_image(seed, i, b, p, image_size, f))
         problem = rng.random() < problem_share
         if problem:
-            kind = int(rng.integers(7))
+            kind = int(rng.integers(8))
             if kind == 0:
                 data.files[rel] = b""  # empty_file
             elif kind == 1:
@@ -234,6 +251,10 @@ def generate(seed: int, n: int, *, image_size: int = 256, copy_share: float = 0.
                 continue
             elif kind == 6:
                 data.files[rel] = png_bomb(30000, 30000)  # too_large
+            elif kind == 7:  # a resized, re-encoded copy: new bytes, same picture (labeling QA's pHash finds it)
+                near = rel.replace(f"/{i:06d}.", f"/resized-{i:06d}.").rsplit(".", 1)[0] + ".jpg"
+                data.files[near] = lambda r=data.files[rel]: resized_copy(r())
+                metadata.append(json.dumps({**record, "path": near}))
         metadata.append(json.dumps(record))
 
     for j in range(n_copy):
