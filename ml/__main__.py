@@ -5,6 +5,7 @@ JSON report next to its outputs, and exits 1 when its gate fails (the report sti
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -24,6 +25,22 @@ def cmd_synth(args, params) -> int:
                     problem_share=cfg["problem_share"], logical_date=cfg["reference_date"])
     data.write_to(args.out)
     print(f"synth: wrote {len(data.files)} files ({len(data.truth)} copy variants) to {args.out}")
+    if args.labels:
+        from pathlib import Path
+
+        from ml.data.crowd import simulate_crowd
+        from ml.labeling.annotations import label_studio_export
+
+        crowd = simulate_crowd(data.truth, seed=args.seed if args.seed is not None else params["base"]["seed"],
+                               crowd=args.crowd, problem_share=params["labeling"]["synthetic_problem_share"])
+        folder = Path(args.out) / "labels"
+        folder.mkdir(parents=True, exist_ok=True)
+        crowd.annotations.to_csv(folder / "annotations.csv", index=False)
+        crowd.gold.to_csv(folder / "gold.csv", index=False)
+        (folder / "annotations.json").write_text(json.dumps(label_studio_export(crowd.annotations), indent=1))
+        (folder / "crowd_profiles.json").write_text(json.dumps(crowd.profiles, indent=2, sort_keys=True))
+        print(f"synth: {len(crowd.annotations)} annotations by {len(crowd.profiles)} simulated annotators, "
+              f"{len(crowd.gold)} gold items -> {folder}/annotations.csv (and .json in Label Studio's export format)")
     return 0
 
 
@@ -61,13 +78,35 @@ def cmd_validate(args, params) -> int:
     return 0 if r["passed"] else 1
 
 
-def cmd_publish(args, params) -> int:
-    from ml.data.publish import publish_dataset
+def cmd_label_qa(args, params) -> int:
+    from ml.labeling.qa import label_qa
 
     date = _date(args, params)
-    r = publish_dataset(args.approved, args.datasets, logical_date=date, run_id=args.run_id or f"cli__{date}")
-    print(f"publish: dataset {r['version']} ({r['assets']} assets) {'new' if r['changed'] else 'unchanged'} "
-          f"-> {r['uri']}")
+    r = label_qa(args.annotations, args.gold, args.out, logical_date=date, run_id=args.run_id or f"cli__{date}",
+                 audit_uri=args.audit or params["labeling"]["audit_uri"], params=params, dataset=args.dataset,
+                 reviews=args.reviews)
+    m = r["gate"]["metrics"]
+    alphas = ", ".join(f"{k} {v:.3f}" for k, v in m["alpha"].items()) or "none"
+    rejected = ", ".join(f"{k} {v}" for k, v in r["rows"]["rejected_by_reason"].items()) or "none"
+    print(f"label-qa: {'PASSED' if r['passed'] else 'FAILED'} {m['items']} items, {m['items_in_review']} in review "
+          f"({m['review_share']:.1%}); alpha {alphas}; annotators counted {m['counted_annotators']}/{m['annotators']}; "
+          f"rows {r['rows']['read']} = {r['rows']['used']} used + {r['rows']['rejected']} rejected ({rejected})"
+          + ("" if r["passed"] else f"; gate: {'; '.join(r['gate']['reasons'])}") + f" -> {r['outputs']['qa_report.html']}")
+    return 0 if r["passed"] else 1
+
+
+def cmd_publish(args, params) -> int:
+    from ml.data.publish import publish_dataset, publish_labelled
+
+    date = _date(args, params)
+    run_id = args.run_id or f"cli__{date}"
+    if args.labelled:
+        r = publish_labelled(args.labelled, args.datasets, logical_date=date, run_id=run_id)
+        what = f"labelled dataset {r['version']} ({r['items']} items)"
+    else:
+        r = publish_dataset(args.approved, args.datasets, logical_date=date, run_id=run_id)
+        what = f"dataset {r['version']} ({r['assets']} assets)"
+    print(f"publish: {what} {'new' if r['changed'] else 'unchanged'} -> {r['uri']}")
     return 0
 
 
@@ -95,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int)
     s.add_argument("--n", type=int)
+    s.add_argument("--labels", action="store_true",
+                   help="also write a simulated annotator crowd's labels (CSV, Label Studio JSON) and gold items")
+    s.add_argument("--crowd", default="good", choices=["good", "bad"], help="the simulated crowd (with --labels)")
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("acquire", help="acquire sources into a manifest, quarantining bad input")
@@ -119,8 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_validate)
 
-    s = sub.add_parser("publish", help="version the approved dataset by content and point LATEST at it")
-    s.add_argument("--approved", required=True, help="folder with approved.parquet")
+    s = sub.add_parser("label-qa", help="labeling QA: agreement, gold checks, aggregation, review queue, QA gate")
+    s.add_argument("--annotations", required=True,
+                   help="annotations CSV (item_id, annotator_id, label[, brand_voice, signal_strength]), a Label "
+                        "Studio JSON export, or synthetic://?seed=N&n=M[&crowd=good|bad]")
+    s.add_argument("--gold", required=True, help="gold items CSV (item_id, label[, brand_voice]) or synthetic://…")
+    s.add_argument("--out", required=True)
+    s.add_argument("--dataset", help="approved dataset folder (approved_copy.parquet, approved.parquet): unknown "
+                                     "item ids are rejected, duplicates checked, labelled.parquet joined")
+    s.add_argument("--reviews", help="a senior labeler's decisions: Label Studio export of the review project, or CSV")
+    s.add_argument("--logical-date")
+    s.add_argument("--run-id", help="id recorded in the audit log (default cli__<date>)")
+    s.add_argument("--audit", help="audit log location (default labeling.audit_uri)")
+    s.set_defaults(func=cmd_label_qa)
+
+    s = sub.add_parser("publish", help="version an approved or labelled dataset by content and point LATEST at it")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--approved", help="folder with approved.parquet (the licence-approved dataset)")
+    which.add_argument("--labelled", help="label-qa output folder with labelled.parquet (written only when QA passed)")
     s.add_argument("--datasets", required=True, help="where dataset versions live")
     s.add_argument("--logical-date")
     s.add_argument("--run-id")
