@@ -4,24 +4,35 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 date_=$(python -c "from ml.common.config import load_params; print(load_params()['run']['logical_date'])")
 
-echo "== 1/3 DVC pipeline (acquire -> licence_check -> validate), as of ${date_}"
+dag_test() {  # dag_test <dag id> <log file>
+  airflow dags test "$1" "${date_}" > "$2" 2>&1 \
+    || { tail -40 "$2"; echo "the DAG $1 failed; full log: $2"; exit 1; }
+  grep -E "DagRun Finished" "$2" | sed "s/.*\(state=[a-z]*\).*/$1: DAG run finished: \1/"
+}
+
+echo "== 1/4 DVC pipeline (acquire -> licence_check -> validate -> label_qa), as of ${date_}"
 dvc repro
-echo "== 2/3 dvc push to the local remote (.local/dvc-remote)"
+echo "== 2/4 dvc push to the local remote (.local/dvc-remote)"
 dvc push -q && echo "pushed"
-echo "== 3/3 Airflow DAG creative_data_acquisition, run with 'airflow dags test'"
-airflow dags test creative_data_acquisition "${date_}" > .local/demo-dag.log 2>&1 \
-  || { tail -40 .local/demo-dag.log; echo "the DAG failed; full log: .local/demo-dag.log"; exit 1; }
-grep -E "DagRun Finished" .local/demo-dag.log | sed 's/.*\(state=[a-z]*\).*/DAG run finished: \1/'
+echo "== 3/4 Airflow DAG creative_data_acquisition, run with 'airflow dags test'"
+dag_test creative_data_acquisition .local/demo-dag.log
+echo "== 4/4 Airflow DAG creative_labeling_qa on the dataset just published"
+dag_test creative_labeling_qa .local/demo-labeling-dag.log
 run_dir=$(ls -d data/runs/* | tail -1)
 cat <<MSG
 
 Results
-  DVC pipeline outputs       data/acquired/  data/approved/  data/contracts/   (versions: dvc.lock)
+  DVC pipeline outputs       data/acquired/  data/approved/  data/contracts/  data/labels/   (versions: dvc.lock)
     intake report            data/acquired/report.json, quarantine: data/acquired/quarantine.jsonl
     licence decisions        data/approved/report.json, refusals: data/approved/rejected.jsonl
     data contract reports    data/contracts/manifest/validation.html  data/contracts/ad_copy/validation.html
-  Airflow run                ${run_dir}/   (log: .local/demo-dag.log)
+    labeling QA report       data/labels/qa_report.html  (annotators: data/labels/annotators.csv,
+                             review queue for Label Studio: data/labels/review_queue.json)
+  Airflow runs               ${run_dir}/   (logs: .local/demo-dag.log, .local/demo-labeling-dag.log)
+    labeling QA report       ${run_dir}/labels/qa_report.html
   approved dataset versions  data/datasets/approved/LATEST.json
+  labelled dataset versions  data/datasets/labelled/LATEST.json   (what training reads)
   licence ledger             data/ledger/licences/   (ask: .venv/bin/python -m ml ledger --asset <id prefix>)
+  labeling QA audit log      data/ledger/labeling/
   DVC remote                 .local/dvc-remote/
 MSG

@@ -1,4 +1,4 @@
-"""The DVC pipeline: byte-identical outputs for the same seed and params, pushed to S3
+"""The DVC pipeline (acquisition to labeling QA): byte-identical outputs for the same seed and params, pushed to S3
 (moto's server on loopback) and pulled back intact."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import yaml
 from ml.common import io
 
 REPO = Path(__file__).resolve().parents[2]
-OUTS = ("data/acquired", "data/approved", "data/contracts")
+OUTS = ("data/acquired", "data/approved", "data/contracts", "data/labels")
 pytestmark = pytest.mark.slow
 
 
@@ -53,7 +53,7 @@ def test_same_seed_and_params_give_byte_identical_outputs_and_push_to_s3(project
     first = digests(root)
     assert any(k.startswith("data/acquired/assets/") for k in first)
     assert {"data/acquired/manifest.parquet", "data/approved/approved.parquet",
-            "data/contracts/ad_copy/validation.json"} <= set(first)
+            "data/contracts/ad_copy/validation.json", "data/labels/labelled.parquet", "data/labels/qa_report.html"} <= set(first)
     for out in OUTS:
         shutil.rmtree(root / out)
     sh("dvc", "repro", "--force", "--no-run-cache", cwd=root, env=env)
