@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from results import write_section  # noqa: E402
 PY = sys.executable
 
 PEER = """
@@ -92,11 +94,10 @@ def main() -> None:
     total = acq_s + lic_s
     cmd = f".venv/bin/python benchmarks/bench_acquisition.py --n {args.n} --image-size {args.image_size} --repeats {args.repeats}"
     lines = [
-        "# Benchmark results", "",
+        "## Acquisition + licence check", "",
         f"Machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}. Produced by `{cmd}` on "
         f"{time.strftime('%Y-%m-%d')}. Single runs of the pipeline stages (each a fresh process); parse times are "
         f"medians of {args.repeats} fresh interpreters. Shared, noisy machine: read ratios, not absolute times.", "",
-        "## Acquisition + licence check", "",
         f"Input: {args.n} synthetic inputs ({images} images of {args.image_size}×{args.image_size}, "
         f"{args.n - images} ad-copy rows; {report['quarantined']} of them quarantined at intake), {source_mib:.0f} MiB on disk "
         f"(generated in {synth_s:.0f} s, not timed).", "",
@@ -108,12 +109,12 @@ def main() -> None:
         f"Acquisition costs {acq_s / peer_s:.1f}× the I/O floor (the rest is decoding every image to prove it is "
         f"whole, metadata and copy-row checks, Parquet). acquire: `{acq_out}`", "",
         f"licence-check: `{lic_out}`", "",
-        "## DAG parse time", "",
+        "### DAG parse time", "",
         "| file | median s | vs bare `import airflow.sdk` |", "|---|---:|---:|",
         f"| bare `python -c \"import airflow.sdk\"` | {bare:.2f} | 1.00× |",
         *[f"| dags/{name}.py | {t:.2f} | {t / bare:.2f}× |" for name, t in dags.items()], "",
     ]
-    (REPO / "benchmarks" / "RESULTS.md").write_text("\n".join(lines))
+    write_section("acquisition", "\n".join(lines))
     shutil.rmtree(work)
     print("\n".join(lines))
 
