@@ -9,7 +9,7 @@ Reason codes: ``malformed_export`` (the file cannot be parsed at all), ``malform
 Label Studio task or annotation without the expected structure), ``cancelled_annotation``,
 ``missing_field``, ``unknown_item``, ``label_outside_taxonomy``, ``duplicate_annotation`` (the
 same annotator labelled the same item again with the same answer), ``conflicting_duplicate``
-(… with another answer: the first one is kept), and the row flag ``signal_out_of_range``.
+(… with another answer: the first one is kept), and the row flag ``<field>_out_of_range`` (``signal_strength_out_of_range``).
 """
 from __future__ import annotations
 
@@ -171,16 +171,16 @@ def read_gold(uri: str, taxonomy: Taxonomy, params: dict, items: set | None = No
 
 
 def clean_annotations(raw: pd.DataFrame, taxonomy: Taxonomy, known_items: set | None
-                      ) -> tuple[pd.DataFrame, list[dict], pd.Series]:
-    """Split rows into usable ones and rejected ones (with reasons).
+                      ) -> tuple[pd.DataFrame, list[dict]]:
+    """Split rows into usable ones and rejected ones: (usable rows, issues with reasons).
 
-    Returns (usable rows, issues, per-row ``signal_out_of_range`` flags aligned with usable rows).
-    A numeric value outside its range is blanked (the row's labels still count) and flagged.
+    A numeric value outside its range is blanked (the row's labels still count) and reported
+    as ``<field>_out_of_range``.
     """
     issues: list[dict] = []
     frame = raw.copy().reset_index(drop=True)
     if frame.empty:
-        return frame, issues, pd.Series(dtype=bool)
+        return frame, issues
     primary = taxonomy.column(taxonomy.primary)
     for c in BASE_COLUMNS + [primary]:
         frame[c] = frame[c].where(frame[c].notna(), None)
@@ -213,7 +213,6 @@ def clean_annotations(raw: pd.DataFrame, taxonomy: Taxonomy, known_items: set | 
     reject(dup & ~same, "conflicting_duplicate",
            lambda r: "the same annotator gave this item another answer; the first is kept")
     usable = frame[ok].reset_index(drop=True)
-    flags = pd.Series(False, index=usable.index)
     for field, spec in taxonomy.numeric.items():
         col = spec["column"]
         num = pd.to_numeric(usable[col], errors="coerce")
@@ -223,8 +222,7 @@ def clean_annotations(raw: pd.DataFrame, taxonomy: Taxonomy, known_items: set | 
                                  "the value is ignored, the labels count", item_id=r["item_id"],
                                  annotator_id=r["annotator_id"]))
         usable[col] = num.where(~bad)
-        flags |= bad
-    return usable, issues, flags
+    return usable, issues
 
 
 def _ls_result(row: dict, taxonomy: Taxonomy) -> list[dict]:

@@ -92,7 +92,7 @@ def reliability_matrix(rows: pd.DataFrame, column: str, classes: list[str]) -> n
     return wide.apply(lambda s: s.map({c: float(i) for i, c in enumerate(classes)})).to_numpy(dtype=float)
 
 
-def _agreement(rows: pd.DataFrame, field: str, spec: dict, boot: dict, seed: int) -> dict:
+def _agreement(rows: pd.DataFrame, spec: dict, boot: dict, seed: int) -> dict:
     data = reliability_matrix(rows, spec["column"], spec["values"])
     out = {"alpha_nominal": agreement.krippendorff_alpha(data, "nominal")}
     out["alpha_nominal_ci"] = agreement.alpha_interval(data, "nominal", n_boot=boot["n"], ci=boot["ci"], seed=seed)
@@ -211,7 +211,7 @@ def _dataset_checks(items, images, cfg) -> dict:
 
 def _reviews(reviews_uri, taxonomy, params, known) -> tuple[pd.DataFrame, list[dict]]:
     raw, issues = read_annotations(reviews_uri, taxonomy, params)
-    rows, more, _ = clean_annotations(raw, taxonomy, known)
+    rows, more = clean_annotations(raw, taxonomy, known)
     return rows.drop_duplicates("item_id", keep="last"), issues + more
 
 
@@ -305,7 +305,7 @@ def label_qa(annotations_uri: str, gold_uri: str, out: str, *, logical_date: str
     known = set(items["copy_variant_id"]) if items is not None else None
 
     raw, export_issues = read_annotations(annotations_uri, taxonomy, params, known)
-    rows, row_issues, _ = clean_annotations(raw, taxonomy, known)
+    rows, row_issues = clean_annotations(raw, taxonomy, known)
     rejected = [i for i in row_issues if not i["reason"].endswith("_out_of_range")]
     if len(raw) != len(rows) + len(rejected):
         raise AssertionError(f"label-qa lost rows: {len(raw)} read != {len(rows)} used + {len(rejected)} rejected")
@@ -342,8 +342,8 @@ def label_qa(annotations_uri: str, gold_uri: str, out: str, *, logical_date: str
     table["duplicate_group"] = table["item_id"].map(dup_of).astype("Int64")
 
     seed, boot = int(params["base"]["seed"]), cfg["bootstrap"]
-    agreement_all = {f: _agreement(rows, f, s, boot, seed) for f, s in taxonomy.categorical.items()} if len(rows) else {}
-    agreement_counted = ({f: _agreement(counted, f, s, boot, seed) for f, s in taxonomy.categorical.items()}
+    agreement_all = {f: _agreement(rows, s, boot, seed) for f, s in taxonomy.categorical.items()} if len(rows) else {}
+    agreement_counted = ({f: _agreement(counted, s, boot, seed) for f, s in taxonomy.categorical.items()}
                          if len(counted) else {})
     for field, spec in taxonomy.numeric.items():
         numeric = counted[counted[spec["column"]].notna()]

@@ -83,11 +83,11 @@ def render_html(report: dict, labels: pd.DataFrame, card: pd.DataFrame, taxonomy
             for key, value in a.items():
                 if key.startswith("alpha_") and not key.endswith("_ci"):
                     agree.append({"annotators": who.replace("_", " "), "field": field, "measure": key.replace("_", " "),
-                                  "value": value, "95% interval": tuple(a.get(f"{key}_ci", (np.nan, np.nan)))})
+                                  "value": value, "95% interval": tuple(a[f"{key}_ci"]) if f"{key}_ci" in a else ""})
             if "fleiss_kappa" in a:
                 agree.append({"annotators": who.replace("_", " "), "field": field,
                               "measure": f"Fleiss kappa ({a['fleiss_items']} items × {a['fleiss_raters']} raters)",
-                              "value": a["fleiss_kappa"], "95% interval": (np.nan, np.nan)})
+                              "value": a["fleiss_kappa"], "95% interval": ""})
     parts.append("<h2>Agreement</h2>" + (_table(pd.DataFrame(agree)) if agree else "<p>none measurable</p>"))
     if report["pairwise_kappa"]:
         pk = pd.DataFrame(report["pairwise_kappa"]).sort_values("kappa")
