@@ -7,6 +7,7 @@ part in name order.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Iterable, Iterator
@@ -28,9 +29,20 @@ class AppendOnlyLog:
     def part_uri(self, part: str) -> str:
         return io.join(self.uri, f"{safe_key(part)}.jsonl")
 
+    @staticmethod
+    def _body(records: Iterable[dict]) -> str:
+        return "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records)
+
+    def append_run(self, prefix: str, records: list[dict]) -> str:
+        """Write a run's decisions as part ``<prefix>__<content hash>``: a retry with the same
+        decisions writes nothing new; other decisions on the same run and date (a changed
+        policy, a re-run of the DVC stage) are kept in a part of their own, never lost."""
+        digest = hashlib.sha256(self._body(records).encode()).hexdigest()[:8]
+        return self.append(f"{prefix}__{digest}", records)
+
     def append(self, part: str, records: Iterable[dict]) -> str:
         """Write ``records`` as part ``part``. A part that exists must hold the same records."""
-        body = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records)
+        body = self._body(records)
         uri = self.part_uri(part)
         if io.exists(uri):
             if io.read_text(uri) != body:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ml.common import io
 from ml.common.audit import AppendOnlyLog
-from ml.common.config import InputError, stable_hash
+from ml.common.config import InputError
 from ml.common.progress import Progress
 from ml.common.verdict import Verdict
 from ml.labeling import agreement
@@ -445,5 +445,5 @@ def _audit(audit_uri: str, report: dict, card: pd.DataFrame, queue: pd.DataFrame
     records.append({**base, "decision": "gate_passed" if report["passed"] else "gate_failed",
                     "subject": "labelled_dataset", "who": "label-qa",
                     "why": "; ".join(report["gate"]["reasons"]) or "all thresholds met"})
-    part = f"{report['logical_date']}__{report['run_id']}__{stable_hash(records, 8)}"
-    return AppendOnlyLog(audit_uri).append(part, json.loads(json.dumps(records, default=_json)))
+    return AppendOnlyLog(audit_uri).append_run(f"{report['logical_date']}__{report['run_id']}",
+                                               json.loads(json.dumps(records, default=_json)))

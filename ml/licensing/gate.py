@@ -117,7 +117,7 @@ def licence_check(manifest_uri: str, out: str, *, logical_date: str, run_id: str
         approved_copy = copy_table[copy_table["asset_id"].isin(set(approved["asset_id"]))].reset_index(drop=True)
         io.write_parquet(io.join(out, "approved_copy.parquet"), approved_copy)
     io.write_text(io.join(out, "rejected.jsonl"), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejected))
-    ledger_part = AppendOnlyLog(ledger_uri).append(f"{on.isoformat()}__{run_id}", decisions)
+    ledger_part = AppendOnlyLog(ledger_uri).append_run(f"{on.isoformat()}__{run_id}", decisions)
 
     by_reason: dict[str, int] = {}
     for r in rejected:

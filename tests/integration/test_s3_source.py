@@ -50,7 +50,7 @@ def test_acquire_from_s3_into_s3(bucket, params, tmp_path):
     r = licence_check(f"{out}/manifest.parquet", f"s3://{bucket}/runs/r1/approved", logical_date="2026-12-01",
                       run_id="r1", ledger_uri=f"s3://{bucket}/ledger/licences", params=params)
     assert r["checked"] == len(manifest) == r["approved"] + r["rejected"]
-    assert io.exists(f"s3://{bucket}/ledger/licences/2026-12-01__r1.jsonl")
+    assert r["ledger_part"].startswith(f"s3://{bucket}/ledger/licences/2026-12-01__r1__") and io.exists(r["ledger_part"])
     assert len(io.read_parquet(f"s3://{bucket}/runs/r1/approved/approved.parquet")) == r["approved"]
 
 

@@ -111,6 +111,22 @@ def test_a_ledger_part_is_never_rewritten(tmp_path):
     assert list(log.read()) == [{"a": 1}]
 
 
+def test_a_changed_policy_on_the_same_date_adds_decisions_and_loses_none(tmp_path, params):
+    acquire(["synthetic://?seed=3&n=60&image_size=32"], str(tmp_path / "acq"), logical_date="2026-12-01", params=params)
+    ledger = str(tmp_path / "ledger")
+    run = lambda p, out: licence_check(str(tmp_path / "acq" / "manifest.parquet"), str(tmp_path / out),  # noqa: E731
+                                       logical_date="2026-12-01", run_id="cli__2026-12-01", ledger_uri=ledger, params=p)
+    first = run(params, "a")
+    assert run(params, "a")["ledger_part"] == first["ledger_part"]  # a retry: nothing new
+    wider = {**params, "licensing": {**params["licensing"],
+                                     "policy": {**params["licensing"]["policy"], "expiry_horizon_days": 90}}}
+    second = run(wider, "b")  # the steward widened the horizon and re-ran the DVC stage the same day
+    assert second["ledger_part"] != first["ledger_part"]
+    decisions = list(AppendOnlyLog(ledger).read())
+    assert len(decisions) == 2 * first["checked"]
+    assert {d["policy_version"] for d in decisions} == {first["policy_version"], second["policy_version"]}
+
+
 def test_gate_fails_when_the_feed_is_implausible(tmp_path, params):
     acquire(["synthetic://?seed=3&n=60&image_size=32"], str(tmp_path / "acq"), logical_date="2026-12-01", params=params)
     strict = {**params, "licensing": {**params["licensing"], "gate": {"min_approved": 10_000, "max_rejected_share": 0.6}}}
