@@ -95,6 +95,43 @@ def cmd_label_qa(args, params) -> int:
     return 0 if r["passed"] else 1
 
 
+def cmd_train(args, params) -> int:
+    from ml.training.train import train
+
+    r = train(args.labelled, args.out, params)
+    f = r["final"]
+    print(f"train: {r['rows']['train']} rows × {r['hyperparameters']['epochs']} epochs in {r['train_seconds']:.0f} s "
+          f"({r['examples_per_second']:.1f} examples/s); trainable {r['trainable_params']:,} of {r['total_params']:,}; "
+          f"val engagement accuracy {f.get('val_engagement_accuracy', float('nan')):.3f}, "
+          f"voice accuracy {f.get('val_brand_voice_accuracy', float('nan')):.3f} -> {r['outputs']['adapter']}")
+    return 0
+
+
+def cmd_evaluate(args, params) -> int:
+    from ml.evaluation.evaluate import evaluate
+
+    r = evaluate(args.train, args.labelled, args.out, params, champion_slices=args.champion_slices)
+    m, b = r["metrics"], r["baseline"]
+    print(f"evaluate: {'PASSED' if r['passed'] else 'FAILED'} macro-F1 {m['macro_f1']:.3f} (baseline {b['macro_f1']:.3f}), "
+          f"voice accuracy {m['voice_accuracy']:.3f} (baseline {b['voice_accuracy']:.3f}), ECE {m['ece']:.3f}, "
+          f"p95 batch 1 {r['latency_ms'][1]['p95']:.1f} ms"
+          + ("" if r["passed"] else f"; {'; '.join(r['reasons'][:5])}") + f" -> {r['outputs']['html']}")
+    return 0 if r["passed"] else 1
+
+
+def cmd_register(args, params) -> int:
+    from ml.registry.tracking import MODEL_NAME, file_digest, track_and_register
+
+    version = args.dataset_version or file_digest(args.labelled, "md5")  # DVC's hash of the file
+    r = track_and_register(args.train, args.evaluation, dataset_version=version, manifest_uri=args.manifest,
+                           params=params, run_name=args.run_name)
+    if r["registered"]:
+        print(f"register: run {r['run_id']} -> {MODEL_NAME} version {r['version']} alias {r['alias']}")
+        return 0
+    print(f"register: run {r['run_id']} tracked; the evaluation gate failed, nothing registered")
+    return 1
+
+
 def cmd_publish(args, params) -> int:
     from ml.data.publish import publish_dataset, publish_labelled
 
@@ -174,6 +211,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run-id", help="id recorded in the audit log (default cli__<date>)")
     s.add_argument("--audit", help="audit log location (default labeling.audit_uri)")
     s.set_defaults(func=cmd_label_qa)
+
+    s = sub.add_parser("train", help="LoRA fine-tuning of the copy scorer on a labelled dataset")
+    s.add_argument("--labelled", required=True, help="labelled.parquet (labeling QA's approved output)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="evaluation gates of a trained adapter on its test split")
+    s.add_argument("--train", required=True, help="the train stage's output folder")
+    s.add_argument("--labelled", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--champion-slices", help="slices.csv of the current champion (default: compare with the baseline)")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("register", help="track a training in MLflow; register it as challenger if its gates passed")
+    s.add_argument("--train", required=True, help="the train stage's output folder")
+    s.add_argument("--evaluation", required=True, help="the evaluate stage's output folder")
+    s.add_argument("--labelled", required=True, help="the labelled.parquet trained on (its md5 is the dataset version)")
+    s.add_argument("--manifest", required=True, help="the licence-approved manifest (approved.parquet)")
+    s.add_argument("--dataset-version", help="override the dataset version (default: md5 of --labelled, as DVC)")
+    s.add_argument("--run-name")
+    s.set_defaults(func=cmd_register)
 
     s = sub.add_parser("publish", help="version an approved or labelled dataset by content and point LATEST at it")
     which = s.add_mutually_exclusive_group(required=True)

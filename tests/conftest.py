@@ -79,3 +79,49 @@ def bucket(s3_server, request):
 
 def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"nothing listens on port {port} after {seconds} s")
+
+
+@pytest.fixture(scope="session")
+def tiny_params(params):
+    """A training configuration small enough for the CPU inside the suite."""
+    return {**params, "training": {**params["training"], "epochs": 1, "batch_size": 16, "max_seq_len": 24}}
+
+
+@pytest.fixture(scope="session")
+def labelled_truth(tmp_path_factory, params):
+    """Copy rows of the synthetic generator labelled with its hidden truth (labelled.parquet)."""
+    import pandas as pd
+
+    from ml.data.sources import open_source
+
+    data = open_source("synthetic://?seed=8&n=240&problem_share=0", params).data
+    rows = [json.loads(line) for line in data.read("copy.jsonl").decode().splitlines()]
+    frame = pd.DataFrame(rows).assign(
+        asset_id=lambda f: f["copy_variant_id"],
+        engagement_label=lambda f: f["copy_variant_id"].map(lambda i: data.truth[i]["engagement_label"]),
+        brand_voice=lambda f: f["copy_variant_id"].map(lambda i: data.truth[i]["brand_voice"]))
+    uri = tmp_path_factory.mktemp("labelled") / "labelled.parquet"
+    frame.to_parquet(uri)
+    return str(uri)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, labelled_truth, tiny_params):
+    """One tiny training run (its train_report)."""
+    from ml.training.train import train
+
+    return train(labelled_truth, str(tmp_path_factory.mktemp("train") / "a"), tiny_params)

@@ -2,8 +2,8 @@
 on the attention query and value projections, and two heads on the mean-pooled tokens:
 ``engagement`` (three classes) and ``brand_voice`` (on-voice probability, given the brand).
 
-The input is a text pair: the context (``brand | industry | channel | audience``) and the copy
-(``headline body cta``), so the voice head judges the copy against the brand it names.
+The input is a text pair: the context (``brand | industry | channel | audience | cta``) and the
+copy (``headline body``), so the voice head judges the copy against the brand it names.
 
 Only the LoRA kernels and the heads train; every weight of the base stays as loaded. The
 adapter (those trainable weights plus the configuration) is saved on its own, small, and can be
@@ -72,9 +72,11 @@ def set_determinism(seed: int) -> None:
 
 
 def texts(frame) -> tuple[list[str], list[str]]:
-    """(context, copy) text pairs of ad-copy rows."""
-    context = (frame["brand"] + " | " + frame["industry"] + " | " + frame["channel"] + " | " + frame["audience"]).tolist()
-    copy = (frame["headline"].fillna("") + " " + frame["body"].fillna("") + " " + frame["cta"].fillna("")).tolist()
+    """(context, copy) text pairs of ad-copy rows. The call to action is structured context and
+    goes first, so truncating a long body never cuts it off."""
+    context = (frame["brand"] + " | " + frame["industry"] + " | " + frame["channel"] + " | " + frame["audience"]
+               + " | " + frame["cta"].fillna("")).tolist()
+    copy = (frame["headline"].fillna("") + " " + frame["body"].fillna("")).str.strip().tolist()
     return context, copy
 
 

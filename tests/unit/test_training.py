@@ -13,36 +13,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny(params):
-    return {**params, "training": {**params["training"], "epochs": 1, "batch_size": 16, "max_seq_len": 24}}
-
-
-@pytest.fixture(scope="module")
-def labelled(tmp_path_factory, params):
-    """Copy rows of the synthetic generator labelled with its hidden truth."""
-    from ml.data.sources import open_source
-
-    data = open_source("synthetic://?seed=8&n=240&problem_share=0", params).data
-    rows = [json.loads(line) for line in data.read("copy.jsonl").decode().splitlines()]
-    frame = pd.DataFrame(rows).assign(
-        asset_id=lambda f: f["copy_variant_id"],
-        engagement_label=lambda f: f["copy_variant_id"].map(lambda i: data.truth[i]["engagement_label"]),
-        brand_voice=lambda f: f["copy_variant_id"].map(lambda i: data.truth[i]["brand_voice"]))
-    uri = tmp_path_factory.mktemp("labelled") / "labelled.parquet"
-    frame.to_parquet(uri)
-    return str(uri)
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, labelled, tiny):
+def runs(tmp_path_factory, trained, labelled_truth, tiny_params):
     from ml.training.train import train
 
-    root = tmp_path_factory.mktemp("train")
-    return [train(labelled, str(root / name), tiny) for name in ("a", "b")]
+    return [trained, train(labelled_truth, str(tmp_path_factory.mktemp("train") / "b"), tiny_params)]
 
 
-def test_only_the_adapter_and_heads_train_and_the_base_is_unchanged(runs):
-    report = runs[0]
+def test_only_the_adapter_and_heads_train_and_the_base_is_unchanged(trained):
+    report = trained
     assert report["base_unchanged"] is True  # train() compares every base weight before and after
     assert 0 < report["trainable_params"] < 0.02 * report["total_params"]
     assert set(report["rows"]) == {"train", "val", "test"} and min(report["rows"].values()) > 0
@@ -59,13 +37,13 @@ def test_training_is_deterministic(runs):
     assert runs[0]["final"] == runs[1]["final"]
 
 
-def test_the_adapter_on_a_fresh_base_gives_the_same_outputs(runs, labelled):
+def test_the_adapter_on_a_fresh_base_gives_the_same_outputs(trained, labelled_truth):
     from ml.training.model import Scorer, texts
 
-    report = runs[0]
+    report = trained
     scorer = Scorer.from_adapter(report["outputs"]["adapter"])
     predictions = pd.read_parquet(report["outputs"]["predictions"])
-    rows = pd.read_parquet(labelled).set_index("copy_variant_id").loc[predictions["copy_variant_id"]].reset_index()
+    rows = pd.read_parquet(labelled_truth).set_index("copy_variant_id").loc[predictions["copy_variant_id"]].reset_index()
     scores = scorer.score(*texts(rows))
     np.testing.assert_allclose(scores["brand_voice"], predictions["p_on_voice"], atol=1e-5)
     np.testing.assert_allclose(scores["engagement"][:, 2], predictions["p_positive_engagement"], atol=1e-5)

