@@ -11,9 +11,9 @@ dag_test() {  # dag_test <dag id> <log file>
 }
 
 echo "== 1/4 DVC pipeline (acquire -> licence_check -> validate -> label_qa), as of ${date_}"
-dvc repro
+dvc repro label_qa
 echo "== 2/4 dvc push to the local remote (.local/dvc-remote)"
-dvc push -q && echo "pushed"
+dvc push -q --with-deps label_qa && echo "pushed"
 echo "== 3/4 Airflow DAG creative_data_acquisition, run with 'airflow dags test'"
 dag_test creative_data_acquisition .local/demo-dag.log
 echo "== 4/4 Airflow DAG creative_labeling_qa on the dataset just published"

@@ -84,8 +84,8 @@ def behaviour(scorer, test: pd.DataFrame, suite: dict, seed: int) -> dict:
                 swapped.at[i, col] = re.sub(rf"\b{present[0]}\b", other, row[col])
         swapped.at[i, "body"] = re.sub(r"\d+\.99", lambda m: f"{int(rng.integers(29, 899))}.99", swapped.at[i, "body"])
     moved = scorer.score(*texts(swapped))
-    shift = max(float(np.abs(moved["brand_voice"] - base["brand_voice"]).max(initial=0.0)),
-                float(np.abs(moved["engagement"] - base["engagement"]).max(initial=0.0)))
+    shifts = np.maximum(np.abs(moved["brand_voice"] - base["brand_voice"]),
+                        np.abs(moved["engagement"] - base["engagement"]).max(axis=1, initial=0.0))
     # direction: an off-voice phrase lowers the voice score of on-voice copy
     on_voice = test[test["brand_voice"] == "on_voice"]
     pushed = on_voice.assign(body=[f"{rng.choice(suite['off_voice_phrases'])} {b}" for b in on_voice["body"]])
@@ -102,8 +102,9 @@ def behaviour(scorer, test: pd.DataFrame, suite: dict, seed: int) -> dict:
         voice = scorer.score(*texts(frame))["brand_voice"]
         ok = np.where(frame["kind"] == "on_voice", voice >= 0.5, voice < 0.5)
         mft[industry] = float(ok.mean())
-    return {"invariance_max_shift": shift, "direction_pass_rate": direction, "direction_cases": int(len(before)),
-            "mft_pass_rate": mft}
+    return {"invariance_p95_shift": float(np.percentile(shifts, 95)) if len(shifts) else 0.0,
+            "invariance_max_shift": float(shifts.max(initial=0.0)), "direction_pass_rate": direction,
+            "direction_cases": int(len(before)), "mft_pass_rate": mft}
 
 
 def latency(scorer, test: pd.DataFrame, calls: int) -> dict:
@@ -193,7 +194,8 @@ td,th{{border:1px solid #ccc;padding:3px 8px}}.bad{{background:#fde2e2}}</style>
 <tr><td>model</td><td>{m['macro_f1']:.3f}</td><td>{m['voice_accuracy']:.3f}</td><td>{m['ece']:.3f}</td></tr>
 <tr><td>TF-IDF baseline</td><td>{b['macro_f1']:.3f}</td><td>{b['voice_accuracy']:.3f}</td><td>{b['ece']:.3f}</td></tr></table>
 <h2>Slices</h2><table><tr>{''.join(f'<th>{c}</th>' for c in both.columns)}</tr>{slice_rows}</table>
-<h2>Behaviour</h2><p>invariance max shift {report['behaviour']['invariance_max_shift']:.3f};
+<h2>Behaviour</h2><p>invariance shift p95 {report['behaviour']['invariance_p95_shift']:.3f}
+(max {report['behaviour']['invariance_max_shift']:.3f});
 direction pass rate {report['behaviour']['direction_pass_rate']:.3f} of {report['behaviour']['direction_cases']};
 minimum functionality {html.escape(json.dumps(report['behaviour']['mft_pass_rate']))}</p>
 <h2>Latency (tf.function, ms)</h2><p>batch 1: p50 {lat[1]['p50']:.1f}, p95 {lat[1]['p95']:.1f};

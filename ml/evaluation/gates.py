@@ -48,12 +48,12 @@ def check_relative(candidate: pd.DataFrame, reference: pd.DataFrame, th: dict, r
 
 
 def check_behaviour(results: dict, th: dict) -> Verdict:
-    """Invariance (max score shift), direction (share of cases moving the right way), minimum
-    functionality (pass rate per industry)."""
+    """Invariance (95th percentile of the score shifts), direction (share of cases moving the
+    right way), minimum functionality (pass rate per industry)."""
     reasons = []
-    if results["invariance_max_shift"] > th["invariance_tolerance"]:
-        reasons.append(f"invariance: a product-name or price change moved a score by "
-                       f"{results['invariance_max_shift']:.3f} > {th['invariance_tolerance']}")
+    if results["invariance_p95_shift"] > th["invariance_tolerance"]:
+        reasons.append(f"invariance: product-name or price changes moved scores by "
+                       f"{results['invariance_p95_shift']:.3f} (p95) > {th['invariance_tolerance']}")
     if results["direction_pass_rate"] < th["min_direction_pass_rate"]:
         reasons.append(f"direction: an off-voice phrase lowered the voice score in "
                        f"{results['direction_pass_rate']:.1%} of cases < {th['min_direction_pass_rate']:.0%}")

@@ -46,10 +46,12 @@ def configure() -> str:
     mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(EXPERIMENT)
     if found:
-        return found.experiment_id
-    # a server serves artifacts itself; a direct database URI needs a place for them
-    location = None if uri.startswith("http") else _artifact_root()
-    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+        experiment_id = found.experiment_id
+    else:  # a server serves artifacts itself; a direct database URI needs a place for them
+        location = None if uri.startswith("http") else _artifact_root()
+        experiment_id = mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
 
 
 def git_commit() -> str:

@@ -49,24 +49,24 @@ def project(tmp_path):
 
 def test_same_seed_and_params_give_byte_identical_outputs_and_push_to_s3(project, bucket):
     root, env = project
-    sh("dvc", "repro", cwd=root, env=env)
+    sh("dvc", "repro", "label_qa", cwd=root, env=env)
     first = digests(root)
     assert any(k.startswith("data/acquired/assets/") for k in first)
     assert {"data/acquired/manifest.parquet", "data/approved/approved.parquet",
             "data/contracts/ad_copy/validation.json", "data/labels/labelled.parquet", "data/labels/qa_report.html"} <= set(first)
     for out in OUTS:
         shutil.rmtree(root / out)
-    sh("dvc", "repro", "--force", "--no-run-cache", cwd=root, env=env)
+    sh("dvc", "repro", "--force", "--no-run-cache", "label_qa", cwd=root, env=env)
     assert digests(root) == first
 
     sh("dvc", "remote", "add", "s3", f"s3://{bucket}/dvc", cwd=root, env=env)
     sh("dvc", "remote", "modify", "s3", "endpointurl", os.environ["AWS_ENDPOINT_URL"], cwd=root, env=env)
-    sh("dvc", "push", "-r", "s3", cwd=root, env=env)
+    sh("dvc", "push", "-r", "s3", "--with-deps", "label_qa", cwd=root, env=env)
     keys = list(io.list_keys(f"s3://{bucket}/dvc"))
     assert len(keys) >= len(first)  # every file, plus the directory listings
 
     for out in OUTS:
         shutil.rmtree(root / out)
     shutil.rmtree(root / ".dvc" / "cache")
-    sh("dvc", "pull", "-r", "s3", cwd=root, env=env)
+    sh("dvc", "pull", "-r", "s3", "--with-deps", "label_qa", cwd=root, env=env)
     assert digests(root) == first

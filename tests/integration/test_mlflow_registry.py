@@ -72,6 +72,7 @@ def test_a_passing_model_is_registered_with_tags_and_alias_and_loads_with_pyfunc
     assert "gate_macro_f1" in version.tags
 
     run = client.get_run(result["run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "creative-copy-scorer"
     assert run.data.metrics["trainable_params"] == trained["trainable_params"]
     assert run.data.metrics["total_params"] == trained["total_params"]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0]  # one epoch

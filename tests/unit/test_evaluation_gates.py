@@ -63,9 +63,9 @@ def test_relative_gate_names_the_slice_that_fell():
 
 
 def test_behaviour_latency_and_safety_gates():
-    ok = {"invariance_max_shift": 0.01, "direction_pass_rate": 0.95, "mft_pass_rate": {"fashion": 1.0, "home": 0.95}}
+    ok = {"invariance_p95_shift": 0.01, "direction_pass_rate": 0.95, "mft_pass_rate": {"fashion": 1.0, "home": 0.95}}
     assert check_behaviour(ok, TH).passed
-    bad = {**ok, "invariance_max_shift": 0.2, "mft_pass_rate": {"fashion": 0.5, "home": 0.95}}
+    bad = {**ok, "invariance_p95_shift": 0.2, "mft_pass_rate": {"fashion": 0.5, "home": 0.95}}
     assert [r.split(":")[0] for r in check_behaviour(bad, TH).reasons] == ["invariance", "minimum functionality in fashion"]
     assert check_latency({1: 20.0, 4: 60.0}, TH).passed
     assert check_latency({1: 60.0, 4: 60.0}, TH).reasons == ["p95 at batch 1: 60.0 ms > 50 ms"]

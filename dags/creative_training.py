@@ -1,0 +1,128 @@
+"""Wiring of the training DAG. Task bodies call one function of ``ml`` each."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+LABELLED_DATASET = Asset("creative_labelled_dataset")
+
+DOC = """
+### Creative training
+
+LoRA fine-tuning of the copy scorer (frozen all-MiniLM-L6-v2 base, adapters on attention query
+and value, engagement and brand-voice heads) on the QA-approved labelled dataset. Runs nightly
+(`training.schedule` in `params.yaml`) and whenever labeling QA publishes a new labelled dataset.
+
+Params (per run; everything else is in `params.yaml`): `lora_rank`, `epochs`, `dataset_version`
+(a labelled dataset version; empty = `LATEST`), `brands` (a subset to train on; empty = all).
+
+1. **load_data**: resolves the labelled dataset version and the licence-approved manifest it
+   came from; applies the brand subset.
+2. **train**: adapters and heads only; the base is checked unchanged.
+3. **evaluate**: absolute, relative (champion or baseline), behaviour, latency and safety gates.
+   A failing gate fails the run here, with its report; the run is still tracked in MLflow.
+4. **register**: MLflow run with params, metrics, dataset version, git commit, manifest SHA-256,
+   adapter and pyfunc model; registry version of `creative-copy-scorer` with alias `challenger`.
+
+Outputs live under `$CREATIVE_DATA_URI/runs/<logical date>/training/`.
+"""
+
+
+def _schedule():
+    from ml.common.config import load_params
+
+    cron = load_params()["training"]["schedule"]
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[LABELLED_DATASET])
+
+
+def _run_folder() -> tuple[str, str, str]:
+    from ml.common import io
+    from ml.common.audit import safe_key
+    from ml.common.config import data_root
+
+    ctx = get_current_context()
+    when = ctx.get("logical_date") or ctx["dag_run"].run_after
+    return io.join(data_root(), "runs", safe_key(when.isoformat()), "training"), when.isoformat(), ctx["run_id"]
+
+
+def _params() -> dict:
+    from ml.common.config import load_params
+
+    p, run = load_params(), get_current_context()["params"]
+    p["training"] = {**p["training"], "lora_rank": run["lora_rank"], "epochs": run["epochs"]}
+    return p
+
+
+@dag(
+    dag_id="creative_training",
+    schedule=_schedule(),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["creative", "training", "mlflow"],
+    doc_md=DOC,
+    default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=2)},
+    params={
+        "lora_rank": Param(4, type="integer", minimum=1, maximum=64, description="LoRA rank"),
+        "epochs": Param(6, type="integer", minimum=1, maximum=50),
+        "dataset_version": Param("", type="string", pattern="^[0-9a-f]{0,64}$",
+                                 description="labelled dataset version; empty = LATEST"),
+        "brands": Param([], type="array", items={"type": "string", "minLength": 1},
+                        description="train on these brands only; empty = all"),
+    },
+)
+def creative_training():
+    @task
+    def load_data() -> dict:
+        from ml.common import io
+        from ml.common.config import data_root
+        from ml.training.data import prepare
+
+        run = get_current_context()["params"]
+        folder, _, _ = _run_folder()
+        return prepare(io.join(data_root(), "datasets", "labelled"), run["dataset_version"] or None, run["brands"],
+                       io.join(folder, "data"))
+
+    @task
+    def train(data: dict) -> dict:
+        from ml.common import io
+        from ml.training.train import train as run
+
+        folder, _, _ = _run_folder()
+        report = run(data["labelled"], io.join(folder, "model"), _params())
+        return {k: report[k] for k in ("rows", "trainable_params", "total_params", "train_seconds", "outputs")}
+
+    @task
+    def evaluate(data: dict, trained: dict) -> dict:
+        from ml.common import io
+        from ml.evaluation.evaluate import evaluate as run
+        from ml.registry.tracking import track_and_register
+
+        folder, _, run_id = _run_folder()
+        params = _params()
+        train_dir = io.join(folder, "model")
+        report = run(train_dir, data["labelled"], io.join(folder, "evaluation"), params)
+        if not report["passed"]:
+            tracked = track_and_register(train_dir, io.join(folder, "evaluation"), dataset_version=data["version"],
+                                         manifest_uri=data["manifest"], params=params, run_name=run_id)
+            raise AirflowFailException(f"evaluation gates failed (MLflow run {tracked['run_id']}): "
+                                       f"{report['reasons'][:5]} (report: {report['outputs']['html']})")
+        return {"passed": True, "metrics": report["metrics"], "outputs": report["outputs"]}
+
+    @task
+    def register(data: dict, evaluated: dict) -> dict:
+        from ml.common import io
+        from ml.registry.tracking import track_and_register
+
+        folder, _, run_id = _run_folder()
+        return track_and_register(io.join(folder, "model"), io.join(folder, "evaluation"), dataset_version=data["version"],
+                                  manifest_uri=data["manifest"], params=_params(), run_name=run_id)
+
+    data = load_data()
+    trained = train(data)
+    register(data, evaluate(data, trained))
+
+
+dag_object = creative_training()
