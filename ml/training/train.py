@@ -100,7 +100,7 @@ def train(labelled_uri: str, out: str, params: dict) -> dict:
         "labelled": labelled_uri,
         "rows": counts,
         "config": config.__dict__,
-        "hyperparameters": {k: cfg[k] for k in ("learning_rate", "epochs", "batch_size")},
+        "hyperparameters": {k: cfg[k] for k in ("learning_rate", "epochs", "batch_size", "delexicalise")},
         "trainable_params": trainable,
         "total_params": int(scorer.model.count_params()),
         "base_unchanged": True,

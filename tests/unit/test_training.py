@@ -48,3 +48,15 @@ def test_the_adapter_on_a_fresh_base_gives_the_same_outputs(trained, labelled_tr
     np.testing.assert_allclose(scores["brand_voice"], predictions["p_on_voice"], atol=1e-5)
     np.testing.assert_allclose(scores["engagement"][:, 2], predictions["p_positive_engagement"], atol=1e-5)
     assert os.path.getsize(report["outputs"]["adapter"]) < 0.02 * 4 * report["total_params"]  # float32 base bytes
+
+
+def test_product_names_and_prices_do_not_reach_the_model(trained, labelled_truth):
+    from ml.training.model import Scorer
+
+    scorer = Scorer.from_adapter(trained["outputs"]["adapter"])
+    assert "jacket" in scorer.config.mask_terms and scorer.config.mask_numbers
+    context = ["Atelier Nord | fashion | social | new_visitors | Discover"] * 2
+    copy = ["Timeless JACKET by Atelier Nord, 20% off. Now 129.99.", "Timeless scarf by Atelier Nord, 30% off. Now 49.99."]
+    assert scorer.normalise(copy)[0] == scorer.normalise(copy)[1] == "Timeless product by Atelier Nord, 0% off. Now 0."
+    scores = scorer.score(context, copy)
+    assert scores["brand_voice"][0] == scores["brand_voice"][1]
