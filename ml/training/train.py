@@ -75,11 +75,10 @@ def train(labelled_uri: str, out: str, params: dict) -> dict:
     )
     data = {s: frame[frame["split"] == s] for s in SPLITS}
     x = {s: scorer.features(*texts(data[s])) for s in ("train", "val")}
-    epoch_log = EpochLog()
     started = time.monotonic()
     history = scorer.model.fit(x["train"], targets(data["train"]), validation_data=(x["val"], targets(data["val"])),
                                epochs=int(cfg["epochs"]), batch_size=int(cfg["batch_size"]), shuffle=True,
-                               verbose=0, callbacks=[epoch_log])
+                               verbose=0, callbacks=[epoch_logger()])
     train_s = time.monotonic() - started
     moved = [p for p, w in scorer.base_weights().items() if not np.array_equal(w, base_before[p])]
     if moved:
@@ -115,15 +114,13 @@ def train(labelled_uri: str, out: str, params: dict) -> dict:
     return report
 
 
-class EpochLog:
-    """Progress of long training in the log (and so in Airflow's task log), one line per epoch."""
+def epoch_logger():
+    """A Keras callback writing one progress line per epoch to the log (so to Airflow's task log)."""
+    import keras
 
-    def __new__(cls):
-        import keras
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted((logs or {}).items()) if "loss" in k or "acc" in k)
+            log.info("train: epoch %d/%d: %s", epoch + 1, self.params.get("epochs", 0), shown)
 
-        class _Callback(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted((logs or {}).items()) if "loss" in k or "acc" in k)
-                log.info("train: epoch %d/%d: %s", epoch + 1, self.params.get("epochs", 0), shown)
-
-        return _Callback()
+    return EpochLog()
