@@ -70,6 +70,7 @@ def train(labelled_uri: str, out: str, params: dict) -> dict:
         optimizer=keras.optimizers.Adam(float(cfg["learning_rate"])),
         loss={"engagement": keras.losses.SparseCategoricalCrossentropy(),
               "brand_voice": keras.losses.BinaryCrossentropy()},
+        loss_weights={k: float(v) for k, v in cfg["loss_weights"].items()},
         metrics={"engagement": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                  "brand_voice": [keras.metrics.BinaryAccuracy(name="accuracy")]},
     )
