@@ -72,17 +72,17 @@ def measure(test: pd.DataFrame, scores: dict) -> tuple[dict, pd.DataFrame]:
 
 def behaviour(scorer, test: pd.DataFrame, suite: dict, seed: int) -> dict:
     rng = np.random.default_rng(seed)
-    base = scorer.score(*texts(test))
+    base = scorer.score_frame(test)
     # invariance: another product of the same industry, another price
     swapped = perturb(test, suite["products"], rng)
-    moved = scorer.score(*texts(swapped))
+    moved = scorer.score_frame(swapped)
     shifts = np.maximum(np.abs(moved["brand_voice"] - base["brand_voice"]),
                         np.abs(moved["engagement"] - base["engagement"]).max(axis=1, initial=0.0))
     # direction: an off-voice phrase lowers the voice score of on-voice copy
     on_voice = test[test["brand_voice"] == "on_voice"]
     pushed = on_voice.assign(body=[f"{rng.choice(suite['off_voice_phrases'])} {b}" for b in on_voice["body"]])
     before = base["brand_voice"][(test["brand_voice"] == "on_voice").to_numpy()]
-    after = scorer.score(*texts(pushed))["brand_voice"]
+    after = scorer.score_frame(pushed)["brand_voice"]
     direction = float(np.mean(after < before)) if len(before) else float("nan")
     # minimum functionality per industry
     mft = {}
@@ -91,7 +91,7 @@ def behaviour(scorer, test: pd.DataFrame, suite: dict, seed: int) -> dict:
                  "headline": "", "body": c[kind], "cta": c["cta"], "kind": kind}
                 for c in cases for kind in ("on_voice", "off_voice")]
         frame = pd.DataFrame(rows)
-        voice = scorer.score(*texts(frame))["brand_voice"]
+        voice = scorer.score_frame(frame)["brand_voice"]
         ok = np.where(frame["kind"] == "on_voice", voice >= 0.5, voice < 0.5)
         mft[industry] = float(ok.mean())
     return {"invariance_p95_shift": float(np.percentile(shifts, 95)) if len(shifts) else 0.0,
@@ -101,7 +101,7 @@ def behaviour(scorer, test: pd.DataFrame, suite: dict, seed: int) -> dict:
 
 def latency(scorer, test: pd.DataFrame, calls: int) -> dict:
     """p50/p95 in ms of the tf.function path (tokenising included) at batch 1 and 4."""
-    context, copy = texts(test)
+    context, copy = scorer.texts(test)
     out = {}
     for batch in (1, 4):
         pairs = [([context[i % len(copy)]] * batch, [copy[i % len(copy)]] * batch) for i in range(calls)]
@@ -127,7 +127,7 @@ def evaluate(train_dir: str, labelled_uri: str, out: str, params: dict, champion
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"].reset_index(drop=True)
     scorer = Scorer.from_adapter(io.join(train_dir, "adapter.npz"))
 
-    scores = scorer.score(*texts(test))
+    scores = scorer.score_frame(test)
     metrics, slices = measure(test, scores)
     base_metrics, base_slices = measure(test, baseline_scores(train, test, seed))
     if champion_slices:
@@ -138,7 +138,7 @@ def evaluate(train_dir: str, labelled_uri: str, out: str, params: dict, champion
     rules = yaml.safe_load((contracts_dir() / "claims.yaml").read_text())
     behaved = behaviour(scorer, test, suite, seed)
     timing = latency(scorer, test, int(th["latency_calls"]))
-    passed_copy = [(b, t) for b, t, p in zip(test["brand"], texts(test)[1], scores["brand_voice"]) if p >= 0.5]
+    passed_copy = [(b, t) for b, t, p in zip(test["brand"], scorer.texts(test)[1], scores["brand_voice"]) if p >= 0.5]
     findings = gates.find_claims(passed_copy, rules)
 
     verdicts = {

@@ -78,9 +78,9 @@ class CopyScorerModel(mlflow.pyfunc.PythonModel):
         self.scorer = Scorer.from_adapter(context.artifacts["adapter"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        from ml.training.model import ENGAGEMENT_CLASSES, texts
+        from ml.training.model import ENGAGEMENT_CLASSES
 
-        scores = self.scorer.score(*texts(model_input))
+        scores = self.scorer.score_frame(model_input)
         out = pd.DataFrame(scores["engagement"], columns=[f"p_{c}" for c in ENGAGEMENT_CLASSES])
         out["p_on_voice"] = scores["brand_voice"]
         return out

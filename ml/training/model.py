@@ -16,7 +16,7 @@ import json
 import os
 import random
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ class ScorerConfig:
     seed: int = 42
     mask_terms: tuple = ()         # catalog words (product names) the scorer sees as "product"
     mask_numbers: bool = False     # prices and other numbers become "0"
+    voice_guide: dict = field(default_factory=dict)  # brand -> its voice words, read next to the copy
 
     @classmethod
     def from_params(cls, params: dict) -> "ScorerConfig":
@@ -51,9 +52,17 @@ class ScorerConfig:
 
             products = yaml.safe_load((contracts_dir() / "behaviour.yaml").read_text())["products"]
             terms = tuple(sorted({p for names in products.values() for p in names}))
+        guide: dict = {}
+        if t.get("voice_guide"):
+            import yaml
+
+            from ml.common.config import contracts_dir
+
+            brands = yaml.safe_load((contracts_dir() / "brands.yaml").read_text())["brands"]
+            guide = {name: list(spec["voice"]) for name, spec in sorted(brands.items())}
         return cls(base=str(t["base"]), lora_rank=int(t["lora_rank"]), max_seq_len=int(t["max_seq_len"]),
                    dropout=float(t["dropout"]), seed=int(params["base"]["seed"]), mask_terms=terms,
-                   mask_numbers=bool(t.get("delexicalise")))
+                   mask_numbers=bool(t.get("delexicalise")), voice_guide=guide)
 
 
 def base_path(base: str) -> str:
@@ -84,11 +93,14 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def texts(frame) -> tuple[list[str], list[str]]:
+def texts(frame, voice_guide: dict | None = None) -> tuple[list[str], list[str]]:
     """(context, copy) text pairs of ad-copy rows. The call to action is structured context and
-    goes first, so truncating a long body never cuts it off."""
+    goes first, so truncating a long body never cuts it off; with a voice guide, the brand's
+    voice words join the context."""
     context = (frame["brand"] + " | " + frame["industry"] + " | " + frame["channel"] + " | " + frame["audience"]
                + " | " + frame["cta"].fillna("")).tolist()
+    if voice_guide:
+        context = [f"{c} | voice: {', '.join(voice_guide.get(b, []))}" for c, b in zip(context, frame["brand"])]
     copy = (frame["headline"].fillna("") + " " + frame["body"].fillna("")).str.strip().tolist()
     return context, copy
 
@@ -154,6 +166,13 @@ class Scorer:
                     for k in FEATURES}
             self._serve = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
         return self._serve
+
+    def texts(self, frame) -> tuple[list[str], list[str]]:
+        """The (context, copy) pairs of ad-copy rows as this scorer reads them."""
+        return texts(frame, self.config.voice_guide)
+
+    def score_frame(self, frame, batch_size: int = 64) -> dict[str, np.ndarray]:
+        return self.score(*self.texts(frame), batch_size=batch_size)
 
     def score(self, context: list[str], copy: list[str], batch_size: int = 64) -> dict[str, np.ndarray]:
         """Engagement class probabilities (n × 3) and on-voice probability (n) of text pairs."""

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ml.common import io
 from ml.common.config import InputError
-from ml.training.model import ENGAGEMENT_CLASSES, Scorer, ScorerConfig, set_determinism, texts
+from ml.training.model import ENGAGEMENT_CLASSES, Scorer, ScorerConfig, set_determinism
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -75,7 +75,7 @@ def train(labelled_uri: str, out: str, params: dict) -> dict:
                  "brand_voice": [keras.metrics.BinaryAccuracy(name="accuracy")]},
     )
     data = {s: frame[frame["split"] == s] for s in SPLITS}
-    x = {s: scorer.features(*texts(data[s])) for s in ("train", "val")}
+    x = {s: scorer.features(*scorer.texts(data[s])) for s in ("train", "val")}
     started = time.monotonic()
     history = scorer.model.fit(x["train"], targets(data["train"]), validation_data=(x["val"], targets(data["val"])),
                                epochs=int(cfg["epochs"]), batch_size=int(cfg["batch_size"]), shuffle=True,
@@ -88,7 +88,7 @@ def train(labelled_uri: str, out: str, params: dict) -> dict:
     adapter_uri = scorer.save_adapter(io.join(out, "adapter.npz"))
     io.write_parquet(io.join(out, "split.parquet"), frame[["copy_variant_id", "split"]])
     held_out = frame[frame["split"] != "train"]
-    scores = scorer.score(*texts(held_out))
+    scores = scorer.score_frame(held_out)
     predictions = held_out[["copy_variant_id", "split"]].assign(
         **{f"p_{c}": scores["engagement"][:, i] for i, c in enumerate(ENGAGEMENT_CLASSES)}, p_on_voice=scores["brand_voice"])
     io.write_parquet(io.join(out, "predictions.parquet"), predictions)

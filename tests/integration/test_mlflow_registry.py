@@ -52,7 +52,7 @@ def test_a_passing_model_is_registered_with_tags_and_alias_and_loads_with_pyfunc
     import mlflow
 
     from ml.registry.tracking import MODEL_NAME, track_and_register
-    from ml.training.model import Scorer, texts
+    from ml.training.model import Scorer
 
     train_dir, evaluation = evaluated(trained, labelled_truth, tiny_params, tmp_path, LENIENT)
     assert evaluation["passed"]
@@ -84,7 +84,7 @@ def test_a_passing_model_is_registered_with_tags_and_alias_and_loads_with_pyfunc
     rows = pd.read_parquet(labelled_truth).head(5)
     out = model.predict(rows[["brand", "industry", "channel", "audience", "cta", "headline", "body"]])
     assert list(out.columns) == ["p_negative_engagement", "p_neutral", "p_positive_engagement", "p_on_voice"]
-    expected = Scorer.from_adapter(trained["outputs"]["adapter"]).score(*texts(rows))
+    expected = Scorer.from_adapter(trained["outputs"]["adapter"]).score_frame(rows)
     np.testing.assert_allclose(out["p_on_voice"], expected["brand_voice"], atol=1e-5)
     assert model.metadata.signature is not None
 

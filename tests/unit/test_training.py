@@ -38,13 +38,13 @@ def test_training_is_deterministic(runs):
 
 
 def test_the_adapter_on_a_fresh_base_gives_the_same_outputs(trained, labelled_truth):
-    from ml.training.model import Scorer, texts
+    from ml.training.model import Scorer
 
     report = trained
     scorer = Scorer.from_adapter(report["outputs"]["adapter"])
     predictions = pd.read_parquet(report["outputs"]["predictions"])
     rows = pd.read_parquet(labelled_truth).set_index("copy_variant_id").loc[predictions["copy_variant_id"]].reset_index()
-    scores = scorer.score(*texts(rows))
+    scores = scorer.score_frame(rows)
     np.testing.assert_allclose(scores["brand_voice"], predictions["p_on_voice"], atol=1e-5)
     np.testing.assert_allclose(scores["engagement"][:, 2], predictions["p_positive_engagement"], atol=1e-5)
     assert os.path.getsize(report["outputs"]["adapter"]) < 0.02 * 4 * report["total_params"]  # float32 base bytes
