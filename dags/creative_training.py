@@ -51,7 +51,8 @@ def _params() -> dict:
     from ml.common.config import load_params
 
     p, run = load_params(), get_current_context()["params"]
-    p["training"] = {**p["training"], "lora_rank": run["lora_rank"], "epochs": run["epochs"]}
+    chosen = {k: run[k] for k in ("lora_rank", "epochs") if run[k] is not None}  # null: params.yaml decides
+    p["training"] = {**p["training"], **chosen}
     return p
 
 
@@ -65,8 +66,10 @@ def _params() -> dict:
     doc_md=DOC,
     default_args={"owner": "ml-platform", "retries": 1, "retry_delay": timedelta(minutes=2)},
     params={
-        "lora_rank": Param(4, type="integer", minimum=1, maximum=64, description="LoRA rank"),
-        "epochs": Param(6, type="integer", minimum=1, maximum=50),
+        "lora_rank": Param(None, type=["null", "integer"], minimum=1, maximum=64,
+                           description="LoRA rank; empty = training.lora_rank of params.yaml"),
+        "epochs": Param(None, type=["null", "integer"], minimum=1, maximum=50,
+                        description="epochs; empty = training.epochs of params.yaml"),
         "dataset_version": Param("", type="string", pattern="^[0-9a-f]{0,64}$",
                                  description="labelled dataset version; empty = LATEST"),
         "brands": Param([], type="array", items={"type": "string", "minLength": 1},
