@@ -42,6 +42,8 @@ def test_the_adapter_on_a_fresh_base_gives_the_same_outputs(trained, labelled_tr
 
     report = trained
     scorer = Scorer.from_adapter(report["outputs"]["adapter"])
+    # the freeze: of the base, only LoRA kernels train (enable_lora alone leaves the biases trainable)
+    assert all("lora_kernel" in w.path for w in scorer.backbone.trainable_weights)
     predictions = pd.read_parquet(report["outputs"]["predictions"])
     rows = pd.read_parquet(labelled_truth).set_index("copy_variant_id").loc[predictions["copy_variant_id"]].reset_index()
     scores = scorer.score_frame(rows)
