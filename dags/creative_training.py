@@ -21,7 +21,8 @@ Params (per run; everything else is in `params.yaml`): `lora_rank`, `epochs`, `d
 1. **load_data**: resolves the labelled dataset version and the licence-approved manifest it
    came from; applies the brand subset.
 2. **train**: adapters and heads only; the base is checked unchanged.
-3. **evaluate**: absolute, relative (champion or baseline), behaviour, latency and safety gates.
+3. **evaluate**: absolute, relative (the registry's `champion` scored on the same test rows; the
+   TF-IDF baseline while there is none), behaviour, latency and safety gates.
    A failing gate fails the run here, with its report; the run is still tracked in MLflow.
 4. **register**: MLflow run with params, metrics, dataset version, git commit, manifest SHA-256,
    adapter and pyfunc model; registry version of `creative-copy-scorer` with alias `challenger`.
@@ -101,12 +102,14 @@ def creative_training():
     def evaluate(data: dict, trained: dict) -> dict:
         from ml.common import io
         from ml.evaluation.evaluate import evaluate as run
-        from ml.registry.tracking import track_and_register
+        from ml.registry.tracking import champion_adapter, track_and_register
 
         folder, _, run_id = _run_folder()
         params = _params()
         train_dir = io.join(folder, "model")
-        report = run(train_dir, data["labelled"], io.join(folder, "evaluation"), params)
+        champion, name = champion_adapter() or (None, "")
+        report = run(train_dir, data["labelled"], io.join(folder, "evaluation"), params, champion=champion,
+                     champion_name=name)
         if not report["passed"]:
             tracked = track_and_register(train_dir, io.join(folder, "evaluation"), dataset_version=data["version"],
                                          manifest_uri=data["manifest"], params=params, run_name=run_id)

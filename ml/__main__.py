@@ -110,7 +110,12 @@ def cmd_train(args, params) -> int:
 def cmd_evaluate(args, params) -> int:
     from ml.evaluation.evaluate import evaluate
 
-    r = evaluate(args.train, args.labelled, args.out, params, champion_slices=args.champion_slices)
+    champion, name = args.champion, "the champion"
+    if champion == "registry":
+        from ml.registry.tracking import champion_adapter
+
+        champion, name = champion_adapter() or (None, "")
+    r = evaluate(args.train, args.labelled, args.out, params, champion=champion, champion_name=name)
     m, b = r["metrics"], r["baseline"]
     print(f"evaluate: {'PASSED' if r['passed'] else 'FAILED'} macro-F1 {m['macro_f1']:.3f} (baseline {b['macro_f1']:.3f}), "
           f"voice accuracy {m['voice_accuracy']:.3f} (baseline {b['voice_accuracy']:.3f}), ECE {m['ece']:.3f}, "
@@ -221,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--train", required=True, help="the train stage's output folder")
     s.add_argument("--labelled", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--champion-slices", help="slices.csv of the current champion (default: compare with the baseline)")
+    s.add_argument("--champion", help="the champion's adapter.npz, or 'registry' for the version with alias champion "
+                                      "(scored on the same test rows; default and first model: the TF-IDF baseline)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("register", help="track a training in MLflow; register it as challenger if its gates passed")

@@ -1,6 +1,6 @@
 """The ``evaluate`` stage: measure a trained adapter on its held-out test rows and run the gates.
 
-``evaluate(train_dir, labelled_uri, out, params, champion_slices=None)`` loads the adapter onto a
+``evaluate(train_dir, labelled_uri, out, params, champion=None)`` loads the adapter onto a
 fresh base (the artifact that would ship, not the in-memory model), and measures:
 - engagement macro-F1, brand-voice accuracy, calibration (ECE), per slice (industry, channel,
   audience);
@@ -10,8 +10,8 @@ fresh base (the artifact that would ship, not the in-memory model), and measures
 - latency: p50/p95 at batch 1 and 4 of the ``tf.function`` serving path;
 - safety: forbidden claims and blocklisted marks (``data_contracts/claims.yaml``) in the copy
   the model passes as on voice.
-The relative gate compares slices with ``champion_slices`` when given (the current champion's
-evaluation), else with the baseline. Writes ``evaluation.json``, ``evaluation.html``,
+The relative gate compares slices with the champion when its adapter is given, scored on the
+same test rows (not its own old figures, which came from other data), else with the baseline. Writes ``evaluation.json``, ``evaluation.html``,
 ``slices.csv``; returns the report (``passed`` = every gate).
 """
 from __future__ import annotations
@@ -116,7 +116,9 @@ def latency(scorer, test: pd.DataFrame, calls: int) -> dict:
     return out
 
 
-def evaluate(train_dir: str, labelled_uri: str, out: str, params: dict, champion_slices: str | None = None) -> dict:
+def evaluate(train_dir: str, labelled_uri: str, out: str, params: dict, champion: str | None = None,
+             champion_name: str = "the champion") -> dict:
+    """``champion``: the current champion's adapter file; the relative gate's reference."""
     from ml.training.model import Scorer
 
     th = params["evaluation"]
@@ -130,8 +132,9 @@ def evaluate(train_dir: str, labelled_uri: str, out: str, params: dict, champion
     scores = scorer.score_frame(test)
     metrics, slices = measure(test, scores)
     base_metrics, base_slices = measure(test, baseline_scores(train, test, seed))
-    if champion_slices:
-        reference, reference_name = pd.read_csv(champion_slices), "the champion"
+    if champion:
+        _, reference = measure(test, Scorer.from_adapter(champion).score_frame(test))
+        reference_name = champion_name
     else:
         reference, reference_name = base_slices, "the TF-IDF baseline"
     suite = yaml.safe_load((contracts_dir() / "behaviour.yaml").read_text())

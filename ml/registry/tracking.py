@@ -117,6 +117,7 @@ def track_and_register(train_dir: str, eval_dir: str, *, dataset_version: str, m
             mlflow.log_text(io.read_text(io.join(train_dir, name)), f"train/{name}")
         mlflow.log_artifact(adapter, "adapter")
         mlflow.log_dict(evaluation, "evaluation/evaluation.json")
+        mlflow.log_text(io.read_text(io.join(eval_dir, "slices.csv")), "evaluation/slices.csv")
         mlflow.log_text(io.read_text(io.join(eval_dir, "evaluation.html")), "evaluation/evaluation.html")
         example = pd.DataFrame([INPUT_EXAMPLE])
         info = mlflow.pyfunc.log_model(
@@ -133,6 +134,20 @@ def track_and_register(train_dir: str, eval_dir: str, *, dataset_version: str, m
         client.set_registered_model_alias(MODEL_NAME, "challenger", version.version)
         result.update(registered=True, version=version.version, alias="challenger")
     return result
+
+
+def champion_adapter(alias: str = "champion") -> tuple[str, str] | None:
+    """The adapter file of the model version holding ``alias`` and a name for reports; None
+    while no version holds it (the first model)."""
+    configure()
+    try:
+        version = mlflow.MlflowClient().get_model_version_by_alias(MODEL_NAME, alias)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="adapter/adapter.npz")
+    return path, f"the {alias} (version {version.version})"
 
 
 def _download(uri: str) -> str:

@@ -106,3 +106,32 @@ def test_a_failing_model_is_tracked_but_not_registered(tracking, trained, labell
     assert not result["registered"]
     assert client.get_run(result["run_id"]).data.tags["gate_passed"] == "false"
     assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == before
+
+
+def test_the_relative_gate_scores_the_registry_champion_on_the_same_test_rows(
+        tracking, trained, labelled_truth, tiny_params, tmp_path):
+    import mlflow
+
+    from ml.evaluation.evaluate import evaluate
+    from ml.registry.tracking import MODEL_NAME, champion_adapter, track_and_register
+
+    assert champion_adapter() is None  # the first model: no champion, the baseline is the reference
+    train_dir, _ = evaluated(trained, labelled_truth, tiny_params, tmp_path, LENIENT)
+    manifest = tmp_path / "approved.parquet"
+    manifest.write_bytes(b"m")
+    result = track_and_register(train_dir, str(tmp_path / "eval"), dataset_version="v", manifest_uri=str(manifest),
+                                params=tiny_params)
+    client = mlflow.MlflowClient(tracking)
+    assert "evaluation/slices.csv" in {a.path for a in client.list_artifacts(result["run_id"], "evaluation")}
+    client.set_registered_model_alias(MODEL_NAME, "champion", result["version"])
+
+    path, name = champion_adapter()
+    assert name == f"the champion (version {result['version']})"
+    assert open(path, "rb").read() == open(trained["outputs"]["adapter"], "rb").read()
+    # the same adapter as champion and challenger: every slice is compared and none moved
+    strict = {**LENIENT, "min_slice_n": 1, "max_slice_drop": 0.0}
+    p = {**tiny_params, "evaluation": {**tiny_params["evaluation"], **strict}}
+    report = evaluate(train_dir, labelled_truth, str(tmp_path / "again"), p, champion=path, champion_name=name)
+    relative = report["gates"]["relative"]
+    assert report["reference"] == name and relative["passed"], relative
+    assert relative["metrics"]["slices_compared"] == len(pd.read_csv(tmp_path / "again" / "slices.csv"))
