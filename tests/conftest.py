@@ -101,21 +101,25 @@ def tiny_params(params):
     return {**params, "training": {**params["training"], "epochs": 1, "batch_size": 16, "max_seq_len": 24}}
 
 
-@pytest.fixture(scope="session")
-def labelled_truth(tmp_path_factory, params):
-    """Copy rows of the synthetic generator labelled with its hidden truth (labelled.parquet)."""
+def truth_frame(uri: str, params: dict):
+    """The copy rows of a synthetic source labelled with the generator's hidden truth."""
     import pandas as pd
 
     from ml.data.sources import open_source
 
-    data = open_source("synthetic://?seed=8&n=240&problem_share=0", params).data
+    data = open_source(uri, params).data
     rows = [json.loads(line) for line in data.read("copy.jsonl").decode().splitlines()]
-    frame = pd.DataFrame(rows).assign(
+    return pd.DataFrame(rows).assign(
         asset_id=lambda f: f["copy_variant_id"],
         engagement_label=lambda f: f["copy_variant_id"].map(lambda i: data.truth[i]["engagement_label"]),
         brand_voice=lambda f: f["copy_variant_id"].map(lambda i: data.truth[i]["brand_voice"]))
+
+
+@pytest.fixture(scope="session")
+def labelled_truth(tmp_path_factory, params):
+    """A labelled.parquet of hidden-truth labels, small enough for tiny trainings."""
     uri = tmp_path_factory.mktemp("labelled") / "labelled.parquet"
-    frame.to_parquet(uri)
+    truth_frame("synthetic://?seed=8&n=240&copy_share=0.5&problem_share=0", params).to_parquet(uri)
     return str(uri)
 
 
