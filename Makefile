@@ -34,4 +34,4 @@ test: bootstrap
 	$(BIN)/python -m pytest tests
 
 clean:
-	rm -rf .local data/acquired data/approved data/contracts
+	rm -rf .local data/acquired data/approved data/contracts data/labels data/model data/evaluation data/datasets data/runs

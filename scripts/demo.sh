@@ -10,13 +10,17 @@ dag_test() {  # dag_test <dag id> <log file>
   grep -E "DagRun Finished" "$2" | sed "s/.*\(state=[a-z]*\).*/$1: DAG run finished: \1/"
 }
 
-echo "== 1/4 DVC pipeline (acquire -> licence_check -> validate -> label_qa), as of ${date_}"
-dvc repro label_qa
-echo "== 2/4 dvc push to the local remote (.local/dvc-remote)"
-dvc push -q --with-deps label_qa && echo "pushed"
-echo "== 3/4 Airflow DAG creative_data_acquisition, run with 'airflow dags test'"
+echo "== 1/5 DVC pipeline (acquire -> licence_check -> validate -> label_qa -> train -> evaluate), as of ${date_}"
+echo "   training a LoRA adapter on the CPU takes a few minutes; progress is printed per epoch"
+dvc repro
+echo "== 2/5 dvc push to the local remote (.local/dvc-remote)"
+dvc push -q && echo "pushed"
+echo "== 3/5 MLflow: track the training and register the model that passed its gates"
+python -m ml register --train data/model --evaluation data/evaluation --labelled data/labels/labelled.parquet \
+  --manifest data/approved/approved.parquet --run-name "demo-${date_}"
+echo "== 4/5 Airflow DAG creative_data_acquisition, run with 'airflow dags test'"
 dag_test creative_data_acquisition .local/demo-dag.log
-echo "== 4/4 Airflow DAG creative_labeling_qa on the dataset just published"
+echo "== 5/5 Airflow DAG creative_labeling_qa on the dataset just published"
 dag_test creative_labeling_qa .local/demo-labeling-dag.log
 run_dir=$(ls -d data/runs/* | tail -1)
 cat <<MSG
@@ -34,5 +38,10 @@ Results
   labelled dataset versions  data/datasets/labelled/LATEST.json   (what training reads)
   licence ledger             data/ledger/licences/   (ask: .venv/bin/python -m ml ledger --asset <id prefix>)
   labeling QA audit log      data/ledger/labeling/
+  model (LoRA adapter)       data/model/adapter.npz   (training report: data/model/train_report.json)
+  evaluation gate report     data/evaluation/evaluation.html   (slices: data/evaluation/slices.csv)
+  MLflow (runs, registry)    .local/mlflow/mlflow.db, artifacts .local/mlflow/artifacts/
+                             open it: .venv/bin/mlflow ui --backend-store-uri sqlite:///.local/mlflow/mlflow.db
+                             registered model creative-copy-scorer, alias challenger
   DVC remote                 .local/dvc-remote/
 MSG
