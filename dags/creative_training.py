@@ -111,7 +111,8 @@ def creative_training():
         report = run(train_dir, data["labelled"], io.join(folder, "evaluation"), params, champion=champion,
                      champion_name=name)
         if not report["passed"]:
-            tracked = track_and_register(train_dir, io.join(folder, "evaluation"), dataset_version=data["version"],
+            tracked = track_and_register(train_dir, io.join(folder, "evaluation"), labelled_uri=data["labelled"],
+                                         dataset_version=data["version"],
                                          manifest_uri=data["manifest"], params=params, run_name=run_id)
             raise AirflowFailException(f"evaluation gates failed (MLflow run {tracked['run_id']}): "
                                        f"{report['reasons'][:5]} (report: {report['outputs']['html']})")
@@ -123,7 +124,8 @@ def creative_training():
         from ml.registry.tracking import track_and_register
 
         folder, _, run_id = _run_folder()
-        return track_and_register(io.join(folder, "model"), io.join(folder, "evaluation"), dataset_version=data["version"],
+        return track_and_register(io.join(folder, "model"), io.join(folder, "evaluation"), labelled_uri=data["labelled"],
+                                  dataset_version=data["version"],
                                   manifest_uri=data["manifest"], params=_params(), run_name=run_id)
 
     data = load_data()

@@ -128,13 +128,88 @@ def cmd_register(args, params) -> int:
     from ml.registry.tracking import MODEL_NAME, file_digest, track_and_register
 
     version = args.dataset_version or file_digest(args.labelled, "md5")  # DVC's hash of the file
-    r = track_and_register(args.train, args.evaluation, dataset_version=version, manifest_uri=args.manifest,
+    r = track_and_register(args.train, args.evaluation, labelled_uri=args.labelled, dataset_version=version, manifest_uri=args.manifest,
                            params=params, run_name=args.run_name)
     if r["registered"]:
         print(f"register: run {r['run_id']} -> {MODEL_NAME} version {r['version']} alias {r['alias']}")
         return 0
     print(f"register: run {r['run_id']} tracked; the evaluation gate failed, nothing registered")
     return 1
+
+
+def _release_call(command: str, fn, *args, **kwargs) -> int:
+    from ml.registry.release import ReleaseError
+
+    try:
+        r = fn(*args, **kwargs)
+    except ReleaseError as exc:  # refused by the release rules: a gate, not a usage error
+        print(f"{command}: refused: {exc}", file=sys.stderr)
+        return 1
+    aliases = ", ".join(f"{a}=v{v}" for a, v in sorted(r["state"]["aliases"].items())) or "none"
+    what = r["entry"]["action"] if r["changed"] else "nothing to change"
+    print(f"{command}: {what}; aliases {aliases}; canary weight {r['state']['canary_weight']:.0%}")
+    return 0
+
+
+def cmd_promote(args, params) -> int:
+    from ml.registry import release
+
+    rel = params["release"]
+    actor = release.Actor(args.approved_by, args.reason)
+    audit, ledger = args.audit or rel["audit_uri"], args.ledger or params["licensing"]["ledger_uri"]
+    if args.to == "champion":
+        return _release_call("promote", release.promote_canary, actor, audit_uri=audit, ledger_uri=ledger)
+    if "canary" in release.state()["aliases"] and args.weight is not None and args.version is None:
+        return _release_call("promote", release.set_weight, actor, args.weight, audit_uri=audit)
+    return _release_call("promote", release.start_canary, actor, audit_uri=audit, ledger_uri=ledger,
+                         weight=args.weight if args.weight is not None else rel["canary"]["weight"],
+                         version=args.version)
+
+
+def cmd_rollback(args, params) -> int:
+    from ml.registry import release
+
+    return _release_call("rollback", release.rollback, release.Actor(args.by, args.reason),
+                         audit_uri=args.audit or params["release"]["audit_uri"])
+
+
+def cmd_status(args, params) -> int:
+    from ml.registry import release
+
+    now = release.state()
+    print(f"model {now['model']}")
+    for alias in release.ALIASES:
+        if alias in now["aliases"]:
+            extra = f"  ({now['canary_weight']:.0%} of traffic)" if alias == "canary" else ""
+            print(f"  {alias:<10} version {now['aliases'][alias]}{extra}")
+    if not now["aliases"]:
+        print("  no aliases (nothing registered or promoted yet)")
+    entries = release.history(args.audit or params["release"]["audit_uri"], args.limit)
+    print(f"latest {len(entries)} audit entries:")
+    for e in entries:
+        moves = "; ".join(f"{a} {m['from'] or '-'} -> {m['to'] or '-'}" for a, m in e["aliases"].items())
+        weight = e.get("canary_weight")
+        if weight:
+            moves += ("; " if moves else "") + f"weight {weight['from']:.0%} -> {weight['to']:.0%}"
+        print(f"  {e['at']}  {e['action']:<14} {e['who']}: {moves}  ({e['reason']})")
+    if args.json:
+        print(json.dumps({**now, "audit": entries}, indent=2))
+    return 0
+
+
+def cmd_serve(args, params) -> int:
+    import uvicorn
+
+    from ml.serving.app import Settings, create_app
+
+    settings = Settings.from_params(params, log_uri=args.log_uri)
+    args.port = args.port or int(params["serving"]["port"])
+    print(f"serve: http://{args.host}:{args.port} answers with the champion and canary of the registry; "
+          f"prediction log {settings.log_uri}; admin endpoints "
+          f"{'on' if settings.admin_token else 'off (SCORING_ADMIN_TOKEN not set)'}", flush=True)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
+                loop="uvloop", http="httptools", workers=1)
+    return 0
 
 
 def cmd_publish(args, params) -> int:
@@ -238,6 +313,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset-version", help="override the dataset version (default: md5 of --labelled, as DVC)")
     s.add_argument("--run-name")
     s.set_defaults(func=cmd_register)
+
+    s = sub.add_parser("promote", help="release: challenger -> canary (with approval), ramp its weight, canary -> champion")
+    s.add_argument("--to", choices=["canary", "champion"], default="canary")
+    s.add_argument("--approved-by", required=True, help="who approves (recorded in the audit log and version tags)")
+    s.add_argument("--reason", required=True, help="why (recorded)")
+    s.add_argument("--version", help="the version to put in canary (default: the challenger)")
+    s.add_argument("--weight", type=float, help="canary share of traffic (default release.canary.weight); "
+                                                "with a canary in flight: the new weight (a ramp step)")
+    s.add_argument("--audit", help="release audit log (default release.audit_uri)")
+    s.add_argument("--ledger", help="licence ledger for the guard (default licensing.ledger_uri)")
+    s.set_defaults(func=cmd_promote)
+
+    s = sub.add_parser("rollback", help="release: abort the canary, or move champion back to previous")
+    s.add_argument("--by", required=True, help="who rolls back (recorded)")
+    s.add_argument("--reason", required=True)
+    s.add_argument("--audit")
+    s.set_defaults(func=cmd_rollback)
+
+    s = sub.add_parser("status", help="release: aliases, canary weight and the latest audit entries")
+    s.add_argument("--limit", type=int, default=10)
+    s.add_argument("--audit")
+    s.add_argument("--json", action="store_true", help="also print the state as JSON")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("serve", help="the scoring service: champion and canary from the registry, routed by weight")
+    s.add_argument("--port", type=int, default=None, help="default serving.port")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--log-uri", help="prediction log location (default serving.log_uri)")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("publish", help="version an approved or labelled dataset by content and point LATEST at it")
     which = s.add_mutually_exclusive_group(required=True)

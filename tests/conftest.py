@@ -129,3 +129,46 @@ def trained(tmp_path_factory, labelled_truth, tiny_params):
     from ml.training.train import train
 
     return train(labelled_truth, str(tmp_path_factory.mktemp("train") / "a"), tiny_params)
+
+
+# evaluation thresholds every model passes: for tests of what happens after the gates
+LENIENT = {"min_macro_f1": 0.0, "min_voice_accuracy": 0.0, "min_industries": 0, "min_slice_n": 10**6, "max_ece": 1.0,
+           "max_slice_drop": 1.0, "invariance_tolerance": 1.0, "min_direction_pass_rate": 0.0,
+           "min_mft_pass_rate": 0.0, "max_p95_ms": {1: 10**6, 4: 10**6}, "latency_calls": 5, "max_findings": 10**6}
+
+
+def adapter_variant(train_dir: str, out_dir: str, voice_bias: float) -> str:
+    """A copy of a train output folder whose brand-voice head is shifted by ``voice_bias`` (in
+    logits): another model to register, with scores that differ by a known amount."""
+    import shutil
+
+    import numpy as np
+
+    shutil.copytree(train_dir, out_dir)
+    with np.load(f"{train_dir}/adapter.npz") as data:
+        weights = {k: data[k] for k in data.files}
+    key = next(k for k in weights if k.startswith("brand_voice") and k.endswith("bias"))
+    weights[key] = weights[key] + np.float32(voice_bias)
+    np.savez(f"{out_dir}/adapter.npz", **weights)
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server on loopback (SQLite backend, local artifact store), one per module."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                             "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+                            stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT)
+    wait_for_port(port, proc, seconds=120)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture
+def tracking(mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    return mlflow_server

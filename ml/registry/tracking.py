@@ -24,6 +24,7 @@ from ml.common import io
 from ml.common.config import REPO_ROOT
 
 MODEL_NAME = "creative-copy-scorer"
+LINEAGE_ARTIFACT = "lineage/assets.json"
 EXPERIMENT = "creative-copy-scorer"
 INPUT_EXAMPLE = {"brand": "Atelier Nord", "industry": "fashion", "channel": "social", "audience": "returning_customers",
                  "cta": "Discover", "headline": "Timeless jacket by Atelier Nord",
@@ -86,9 +87,12 @@ class CopyScorerModel(mlflow.pyfunc.PythonModel):
         return out
 
 
-def track_and_register(train_dir: str, eval_dir: str, *, dataset_version: str, manifest_uri: str,
-                       params: dict, run_name: str | None = None) -> dict:
-    """One MLflow run for a training; a registry version with alias ``challenger`` if it passed."""
+def track_and_register(train_dir: str, eval_dir: str, *, labelled_uri: str, dataset_version: str,
+                       manifest_uri: str, params: dict, run_name: str | None = None) -> dict:
+    """One MLflow run for a training; a registry version with alias ``challenger`` if it passed.
+
+    The asset ids of the labelled dataset are logged as ``lineage/assets.json``: what the
+    promotion guard and the licence sweep check against the licence ledger."""
     import keras_hub
     import tensorflow as tf
 
@@ -116,6 +120,8 @@ def track_and_register(train_dir: str, eval_dir: str, *, dataset_version: str, m
         for name in ("train_report.json", "history.json"):
             mlflow.log_text(io.read_text(io.join(train_dir, name)), f"train/{name}")
         mlflow.log_artifact(adapter, "adapter")
+        assets = sorted(set(io.read_parquet(labelled_uri)["asset_id"].astype(str)))
+        mlflow.log_dict({"dataset_version": dataset_version, "asset_ids": assets}, LINEAGE_ARTIFACT)
         mlflow.log_dict(evaluation, "evaluation/evaluation.json")
         mlflow.log_text(io.read_text(io.join(eval_dir, "slices.csv")), "evaluation/slices.csv")
         mlflow.log_text(io.read_text(io.join(eval_dir, "evaluation.html")), "evaluation/evaluation.html")

@@ -3,40 +3,14 @@ local artifact root): every training is a run; only a passing one becomes a regi
 with its tags and the alias ``challenger``, and it loads back with mlflow.pyfunc."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 
-LENIENT = {"min_macro_f1": 0.0, "min_voice_accuracy": 0.0, "min_industries": 0, "min_slice_n": 10**6, "max_ece": 1.0,
-           "max_slice_drop": 1.0, "invariance_tolerance": 1.0, "min_direction_pass_rate": 0.0,
-           "min_mft_pass_rate": 0.0, "max_p95_ms": {1: 10**6, 4: 10**6}, "latency_calls": 5, "max_findings": 10**6}
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-                             "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
-                            stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT)
-    wait_for_port(port, proc, seconds=120)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-@pytest.fixture
-def tracking(mlflow_server, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    return mlflow_server
+from tests.conftest import LENIENT
 
 
 def evaluated(trained, labelled_truth, params, tmp_path, thresholds):
@@ -58,7 +32,7 @@ def test_a_passing_model_is_registered_with_tags_and_alias_and_loads_with_pyfunc
     assert evaluation["passed"]
     manifest = tmp_path / "approved.parquet"
     manifest.write_bytes(b"the licence-approved manifest")
-    result = track_and_register(train_dir, str(tmp_path / "eval"), dataset_version="md5-of-labelled",
+    result = track_and_register(train_dir, str(tmp_path / "eval"), labelled_uri=labelled_truth, dataset_version="md5-of-labelled",
                                 manifest_uri=str(manifest), params=tiny_params, run_name="test")
     assert result["registered"] and result["alias"] == "challenger"
 
@@ -78,7 +52,9 @@ def test_a_passing_model_is_registered_with_tags_and_alias_and_loads_with_pyfunc
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0]  # one epoch
     assert run.data.params["dataset_version"] == "md5-of-labelled"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"adapter", "evaluation", "train"} <= artifacts
+    assert {"adapter", "evaluation", "train", "lineage"} <= artifacts
+    lineage = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/lineage/assets.json")
+    assert lineage["asset_ids"] == sorted(pd.read_parquet(labelled_truth)["asset_id"].unique())
 
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@challenger")
     rows = pd.read_parquet(labelled_truth).head(5)
@@ -101,7 +77,7 @@ def test_a_failing_model_is_tracked_but_not_registered(tracking, trained, labell
     before = len(client.search_model_versions(f"name='{MODEL_NAME}'"))
     manifest = tmp_path / "approved.parquet"
     manifest.write_bytes(b"m")
-    result = track_and_register(train_dir, str(tmp_path / "eval"), dataset_version="v", manifest_uri=str(manifest),
+    result = track_and_register(train_dir, str(tmp_path / "eval"), labelled_uri=labelled_truth, dataset_version="v", manifest_uri=str(manifest),
                                 params=tiny_params)
     assert not result["registered"]
     assert client.get_run(result["run_id"]).data.tags["gate_passed"] == "false"
@@ -119,7 +95,7 @@ def test_the_relative_gate_scores_the_registry_champion_on_the_same_test_rows(
     train_dir, _ = evaluated(trained, labelled_truth, tiny_params, tmp_path, LENIENT)
     manifest = tmp_path / "approved.parquet"
     manifest.write_bytes(b"m")
-    result = track_and_register(train_dir, str(tmp_path / "eval"), dataset_version="v", manifest_uri=str(manifest),
+    result = track_and_register(train_dir, str(tmp_path / "eval"), labelled_uri=labelled_truth, dataset_version="v", manifest_uri=str(manifest),
                                 params=tiny_params)
     client = mlflow.MlflowClient(tracking)
     assert "evaluation/slices.csv" in {a.path for a in client.list_artifacts(result["run_id"], "evaluation")}
