@@ -1,0 +1,75 @@
+"""Canary analysis: the canary against the champion on the same window of the prediction log.
+
+Both models answer the same kind of traffic in the same window (routing is a hash of the
+request key), so their figures are comparable: error rate, latency p95 (alone and against the
+champion's), and the shift of the canary's score distribution against the champion's (the
+two-sample Kolmogorov–Smirnov statistic of the on-voice and positive-engagement scores).
+``check_canary`` is the pure gate; ``analyse`` reads the window and applies it.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from ml.common.verdict import Verdict
+
+SCORES = ["p_on_voice", "p_positive_engagement"]
+
+
+def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest distance between the two empirical distribution functions (0: same, 1: disjoint)."""
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    if not len(a) or not len(b):
+        return float("nan")
+    grid = np.concatenate([a, b])
+    return float(np.max(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b))))
+
+
+def summarise(log: pd.DataFrame, version: str) -> dict:
+    rows = log[log["model_version"].astype(str) == str(version)]
+    ok = rows[rows["status"] == "ok"]
+    return {"version": str(version), "requests": int(len(rows)), "errors": int((rows["status"] != "ok").sum()),
+            "error_rate": float((rows["status"] != "ok").mean()) if len(rows) else float("nan"),
+            "p95_ms": float(np.percentile(ok["latency_ms"], 95)) if len(ok) else float("nan")}
+
+
+def compare(log: pd.DataFrame, champion: str, canary: str) -> dict:
+    ok = log[log["status"] == "ok"]
+    shifts = {s: ks_statistic(ok.loc[ok["model_version"].astype(str) == str(canary), s],
+                              ok.loc[ok["model_version"].astype(str) == str(champion), s]) for s in SCORES}
+    return {"champion": summarise(log, champion), "canary": summarise(log, canary), "score_shift": shifts}
+
+
+def check_canary(stats: dict, th: dict) -> Verdict:
+    """Enough traffic on both; canary error rate, p95 and p95 against the champion's, and the
+    score shift against the champion's within the thresholds."""
+    reasons = []
+    can, champ = stats["canary"], stats["champion"]
+    for name, s in (("canary", can), ("champion", champ)):
+        if s["requests"] < th["min_requests"]:
+            reasons.append(f"{name} answered {s['requests']} requests in the window < {th['min_requests']}: "
+                           "not enough traffic to judge")
+    if reasons:
+        return Verdict(False, reasons, stats)
+    if can["error_rate"] > th["max_error_rate"]:
+        reasons.append(f"canary error rate {can['error_rate']:.2%} > {th['max_error_rate']:.2%}")
+    if not can["p95_ms"] <= th["max_p95_ms"]:
+        reasons.append(f"canary latency p95 {can['p95_ms']:.1f} ms > {th['max_p95_ms']} ms")
+    if champ["p95_ms"] > 0 and can["p95_ms"] > th["max_p95_ratio"] * champ["p95_ms"]:
+        reasons.append(f"canary latency p95 {can['p95_ms']:.1f} ms > {th['max_p95_ratio']} × the champion's "
+                       f"{champ['p95_ms']:.1f} ms")
+    for score, shift in stats["score_shift"].items():
+        if not shift <= th["max_score_shift"]:
+            reasons.append(f"{score} distribution moved against the champion's: KS {shift:.3f} > "
+                           f"{th['max_score_shift']}")
+    return Verdict(not reasons, reasons, stats)
+
+
+def analyse(log_uri: str, start: datetime, end: datetime, champion: str, canary: str, th: dict) -> dict:
+    """Read the window ``[start, end)`` of the prediction log and judge the canary."""
+    from ml.serving.predlog import read_window
+
+    verdict = check_canary(compare(read_window(log_uri, start, end), champion, canary), th)
+    return {"window": [start.isoformat(), end.isoformat()], **verdict.to_dict()}
