@@ -3,7 +3,10 @@
 Both models answer the same kind of traffic in the same window (routing is a hash of the
 request key), so their figures are comparable: error rate, latency p95 (alone and against the
 champion's), and the shift of the canary's score distribution against the champion's (the
-two-sample Kolmogorov–Smirnov statistic of the on-voice and positive-engagement scores).
+two-sample Kolmogorov–Smirnov statistic of the on-voice and positive-engagement scores). A
+shift counts only when it is larger than ``max_score_shift`` and also larger than the KS
+critical value at the 1% level for the two sample sizes, so a thin window does not raise a
+false alarm from sampling noise alone.
 ``check_canary`` is the pure gate; ``analyse`` reads the window and applies it.
 """
 from __future__ import annotations
@@ -27,6 +30,13 @@ def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(np.searchsorted(a, grid, "right") / len(a) - np.searchsorted(b, grid, "right") / len(b))))
 
 
+KS_C_ALPHA = 1.628  # c(α) of the two-sample KS test at α = 0.01
+
+
+def ks_critical(n: int, m: int) -> float:
+    return KS_C_ALPHA * float(np.sqrt((n + m) / (n * m))) if n and m else float("inf")
+
+
 def summarise(log: pd.DataFrame, version: str) -> dict:
     rows = log[log["model_version"].astype(str) == str(version)]
     ok = rows[rows["status"] == "ok"]
@@ -37,9 +47,11 @@ def summarise(log: pd.DataFrame, version: str) -> dict:
 
 def compare(log: pd.DataFrame, champion: str, canary: str) -> dict:
     ok = log[log["status"] == "ok"]
-    shifts = {s: ks_statistic(ok.loc[ok["model_version"].astype(str) == str(canary), s],
-                              ok.loc[ok["model_version"].astype(str) == str(champion), s]) for s in SCORES}
-    return {"champion": summarise(log, champion), "canary": summarise(log, canary), "score_shift": shifts}
+    versions = ok["model_version"].astype(str)
+    can, champ = ok[versions == str(canary)], ok[versions == str(champion)]
+    shifts = {s: ks_statistic(can[s], champ[s]) for s in SCORES}
+    return {"champion": summarise(log, champion), "canary": summarise(log, canary), "score_shift": shifts,
+            "score_shift_critical": ks_critical(len(can), len(champ))}
 
 
 def check_canary(stats: dict, th: dict) -> Verdict:
@@ -60,10 +72,12 @@ def check_canary(stats: dict, th: dict) -> Verdict:
     if champ["p95_ms"] > 0 and can["p95_ms"] > th["max_p95_ratio"] * champ["p95_ms"]:
         reasons.append(f"canary latency p95 {can['p95_ms']:.1f} ms > {th['max_p95_ratio']} × the champion's "
                        f"{champ['p95_ms']:.1f} ms")
+    bound = max(th["max_score_shift"], stats["score_shift_critical"])
     for score, shift in stats["score_shift"].items():
-        if not shift <= th["max_score_shift"]:
-            reasons.append(f"{score} distribution moved against the champion's: KS {shift:.3f} > "
-                           f"{th['max_score_shift']}")
+        if not shift <= bound:
+            reasons.append(f"{score} distribution moved against the champion's: KS {shift:.3f} > {bound:.3f} "
+                           f"(max_score_shift {th['max_score_shift']}, 1% critical value "
+                           f"{stats['score_shift_critical']:.3f})")
     return Verdict(not reasons, reasons, stats)
 
 

@@ -88,7 +88,10 @@ def refused_assets(version: str, ledger_uri: str, client: mlflow.MlflowClient | 
             for a in lineage["asset_ids"] if a in latest and latest[a]["decision"] != "approved"]
 
 
-def _check_promotable(client, version: str, ledger_uri: str) -> None:
+def check_promotable(version: str, ledger_uri: str, client: mlflow.MlflowClient | None = None) -> None:
+    """Raise ``ReleaseError`` unless ``version`` passed its gates, is not blocked and was
+    trained on no asset the licence ledger now refuses."""
+    client = client or _client()
     mv = client.get_model_version(MODEL_NAME, version)
     if mv.tags.get("gate_passed") != "true":
         raise ReleaseError(f"version {version} did not pass its evaluation gates (gate_passed="
@@ -155,7 +158,7 @@ def start_canary(actor: Actor, *, audit_uri: str, ledger_uri: str, weight: float
         raise ReleaseError(f"version {version} is the champion already")
     if not 0 < weight <= 1:
         raise ReleaseError(f"a canary weight is a share of traffic in (0, 1], not {weight}")
-    _check_promotable(client, version, ledger_uri)
+    check_promotable(version, ledger_uri, client)
     if not aliases.get("champion"):  # nothing to compare a canary with: the approved model serves all
         changes = {"champion": (None, version)}
         if aliases.get("challenger") == version:
@@ -196,7 +199,7 @@ def promote_canary(actor: Actor, *, audit_uri: str, ledger_uri: str) -> dict:
     if "canary" not in aliases:
         raise ReleaseError("there is no canary to promote")
     version = aliases["canary"]
-    _check_promotable(client, version, ledger_uri)  # the ledger may have changed since the canary began
+    check_promotable(version, ledger_uri, client)  # the ledger may have changed since the canary began
     changes = {"champion": (aliases.get("champion"), version), "canary": (version, None)}
     if aliases.get("champion"):
         changes["previous"] = (aliases.get("previous"), aliases["champion"])
@@ -228,6 +231,28 @@ def rollback(actor: Actor, *, audit_uri: str) -> dict:
         {"at": actor.at or _now(), "who": actor.who, "reason": actor.reason}))
     entry = _record(client, audit_uri, action, actor, changes, weight=(now["canary_weight"], 0.0))
     return {"changed": True, "entry": entry, "state": state(client)}
+
+
+def ramp_step(actor: Actor, *, since: str, until: str, next_step, log_uri: str, thresholds: dict,
+              audit_uri: str, ledger_uri: str) -> dict:
+    """Judge the canary on the prediction log of ``[since, until)`` against the champion; if it
+    passed, move to ``next_step`` (a weight, or "champion"); if not, roll the canary back.
+    Returns the analysis with ``passed`` and what was done."""
+    from ml.registry.canary import analyse
+
+    now = state()
+    aliases = now["aliases"]
+    if "canary" not in aliases:
+        raise ReleaseError("there is no canary to analyse (rolled back or promoted meanwhile?)")
+    report = analyse(log_uri, datetime.fromisoformat(since), datetime.fromisoformat(until), aliases["champion"],
+                     aliases["canary"], thresholds)
+    if not report["passed"]:
+        done = rollback(Actor(actor.who, "canary analysis failed: " + "; ".join(report["reasons"])), audit_uri=audit_uri)
+    elif next_step == "champion":
+        done = promote_canary(actor, audit_uri=audit_uri, ledger_uri=ledger_uri)
+    else:
+        done = set_weight(actor, float(next_step), audit_uri=audit_uri)
+    return {**report, "action": done["entry"]["action"] if done["changed"] else "none", "state": done["state"]}
 
 
 def history(audit_uri: str, limit: int = 10) -> list[dict]:
