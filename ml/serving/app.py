@@ -3,9 +3,10 @@ of request keys, the canary; ``/healthz``, ``/readyz``, ``/metrics``; admin endp
 bearer token.
 
 The request path is kept lean for batch-1 latency: the body is checked by hand (clear 4xx for
-every bad input), the model is called through one compiled function (tokenising included),
-and the registry is never asked during a request: a background thread re-reads aliases and
-weights every ``reload_seconds`` and swaps the snapshot.
+every bad input), the model is called through compiled functions (tokenising included) on one
+worker thread that scores together what queued up while it was busy, and the registry is never
+asked during a request: a background thread re-reads aliases and weights every
+``reload_seconds`` and swaps the snapshot.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1
 class Settings:
     max_items: int
     max_text_bytes: int
+    max_batch_items: int
     reload_seconds: float
     log_uri: str
     log_flush_rows: int
@@ -45,7 +47,7 @@ class Settings:
     @classmethod
     def from_params(cls, params: dict, log_uri: str | None = None) -> "Settings":
         s = params["serving"]
-        return cls(int(s["max_items"]), int(s["max_text_bytes"]), float(s["reload_seconds"]),
+        return cls(int(s["max_items"]), int(s["max_text_bytes"]), int(s["max_batch_items"]), float(s["reload_seconds"]),
                    log_uri or s["log_uri"], int(s["log_flush_rows"]), float(s["log_flush_seconds"]),
                    os.environ.get("SCORING_ADMIN_TOKEN") or None)
 
@@ -93,6 +95,7 @@ class Service:
     def __init__(self, settings: Settings, loader=load):
         self.settings, self.loader = settings, loader
         self.models = ModelSet()
+        self.batcher = None  # the asyncio queue to the model worker, made in the app's event loop
         self.log = PredictionLog(settings.log_uri, settings.log_flush_rows)
         self.metrics = CollectorRegistry()
         labels = ["model_version", "alias"]
@@ -114,7 +117,7 @@ class Service:
     def reload(self) -> ModelSet:
         with self._reload_lock:
             try:
-                fresh = self.loader(self.models)
+                fresh = self.loader(self.models, max_batch=self.settings.max_batch_items + self.settings.max_items)
             except Exception:
                 self.reloads.labels("failed").inc()
                 log.exception("reload failed; still answering with %s", self.models.versions)
@@ -155,13 +158,19 @@ class Service:
         self.log.flush()
 
     # ------------------------------------------------------------------ the request path
-    def score(self, items: list[dict], key: str | None) -> dict:
-        models = self.models
-        chosen = models.route(key)
+    async def score(self, items: list[dict], key: str | None) -> dict:
+        """Route, queue for the model, answer. Requests that arrive while the model is busy are
+        scored together in the next call (opportunistic batching: a lone request never waits
+        for company, a burst shares model calls instead of queueing one by one)."""
+        import asyncio
+
+        chosen = self.models.route(key)
         ts = datetime.now(timezone.utc)
         start = time.perf_counter()
+        future = asyncio.get_running_loop().create_future()
+        await self.batcher.put((chosen, items, future))
         try:
-            out = chosen.scorer.score_items(items)
+            out = await future
         except Exception:
             elapsed = (time.perf_counter() - start) * 1000
             self.requests.labels(chosen.version, chosen.alias, "error").inc()
@@ -176,6 +185,37 @@ class Service:
         self.log.append([self._row(ts, key, chosen, item, r, elapsed, "ok") for item, r in zip(items, results)])
         return {"model": MODEL_NAME, "version": chosen.version, "alias": chosen.alias, "request_key": key,
                 "results": results}
+
+    async def run_batches(self) -> None:
+        """The model's single worker: take what is queued (up to ``max_batch_items`` items), score
+        it per model version in one call each, hand every request its slice."""
+        import asyncio
+        from concurrent.futures import ThreadPoolExecutor
+
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") as executor:
+            while True:
+                jobs = [await self.batcher.get()]
+                size = len(jobs[0][1])
+                while not self.batcher.empty() and size < self.settings.max_batch_items:
+                    jobs.append(self.batcher.get_nowait())
+                    size += len(jobs[-1][1])
+                by_model: dict[str, list] = {}
+                for job in jobs:
+                    by_model.setdefault(job[0].version, []).append(job)
+                for group in by_model.values():
+                    items = [item for _, job_items, _ in group for item in job_items]
+                    try:
+                        out = await loop.run_in_executor(executor, group[0][0].scorer.score_items, items)
+                    except Exception as exc:  # every request of the call fails with it (500), the loop goes on
+                        for _, _, future in group:
+                            future.set_exception(exc)
+                        continue
+                    lo = 0
+                    for _, job_items, future in group:
+                        hi = lo + len(job_items)
+                        future.set_result({k: v[lo:hi] for k, v in out.items()})
+                        lo = hi
 
     @staticmethod
     def _row(ts, key, chosen, item, result, elapsed, status) -> dict:
@@ -194,8 +234,13 @@ def create_app(settings: Settings, loader=load, set_weight=None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app):
+        import asyncio
+
+        service.batcher = asyncio.Queue()
+        worker = asyncio.create_task(service.run_batches())
         service.start()
         yield
+        worker.cancel()
         service.stop()
 
     app = FastAPI(title="Creative copy scorer", lifespan=lifespan)
@@ -216,7 +261,7 @@ def create_app(settings: Settings, loader=load, set_weight=None) -> FastAPI:
             return refuse(exc.status, exc.message)
         if not service.models.ready:
             return refuse(503, "no model loaded yet (is there a champion in the registry?)")
-        return service.score(items, key)
+        return await service.score(items, key)
 
     @app.get("/healthz")
     def healthz():

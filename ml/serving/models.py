@@ -48,7 +48,7 @@ def bucket(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0 ** 64
 
 
-def _load(alias: str, version: str) -> Loaded:
+def _load(alias: str, version: str, max_batch: int) -> Loaded:
     import mlflow
 
     from ml.registry.tracking import MODEL_NAME
@@ -57,13 +57,14 @@ def _load(alias: str, version: str) -> Loaded:
     run_id = mlflow.MlflowClient().get_model_version(MODEL_NAME, version).run_id
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="adapter/adapter.npz")
     scorer = Scorer.from_adapter(path)
-    scorer.warm_up()
+    scorer.warm_up(max_batch)
     log.info("loaded %s version %s", alias, version)
     return Loaded(alias, version, scorer)
 
 
-def load(previous: ModelSet | None = None) -> ModelSet:
-    """A snapshot of the registry now: the champion and canary versions, the canary weight."""
+def load(previous: ModelSet | None = None, max_batch: int = 16) -> ModelSet:
+    """A snapshot of the registry now: the champion and canary versions, the canary weight.
+    New versions are compiled for batches up to ``max_batch`` items before they answer."""
     from datetime import datetime, timezone
 
     from ml.registry.release import state
@@ -78,7 +79,7 @@ def load(previous: ModelSet | None = None) -> ModelSet:
             return None
         if version in known:
             return Loaded(alias, version, known[version])
-        return _load(alias, version)
+        return _load(alias, version, max_batch)
 
     return ModelSet(champion=get("champion"), canary=get("canary"), weight=now["canary_weight"],
                     loaded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -172,14 +172,21 @@ class Scorer:
             spec = [tf.TensorSpec([None], tf.string, "context"), tf.TensorSpec([None], tf.string, "copy")]
             tokenise = tf.function(lambda context, copy: {k: v for k, v in self.preprocessor(x=(context, copy)).items()
                                                           if k in FEATURES}, input_signature=spec)
-            model = tf.function(lambda x: self.model(x, training=False), jit_compile=True)
+            tokens = {k: tf.TensorSpec([None, self.config.max_seq_len], tf.bool if k == "padding_mask" else tf.int32, k)
+                      for k in FEATURES}  # traced once; XLA compiles each padded batch size on first use
+            model = tf.function(lambda x: self.model(x, training=False), jit_compile=True, input_signature=[tokens])
             self._serve = lambda context, copy: model(tokenise(context, copy))
         return self._serve
 
-    def warm_up(self) -> None:
-        """Trace and run the serving path once, so the first request is not the slow one."""
-        for n in (1, 4):
+    def warm_up(self, max_batch: int = 4) -> None:
+        """Trace and compile the serving path for every padded batch size up to ``max_batch``,
+        so no request pays for a compilation."""
+        n = 1
+        while True:
             self.score(["warm | up | web | all | -"] * n, ["warm up"] * n)
+            if n >= max_batch:
+                break
+            n *= 2
 
     def texts(self, frame) -> tuple[list[str], list[str]]:
         """The (context, copy) pairs of ad-copy rows as this scorer reads them."""
