@@ -31,7 +31,17 @@ ITEMS = [
 ]
 
 
-def run(url: str, clients: int, requests: int, seconds: float, batch: int, key_prefix: str) -> dict:
+def body(i: int, batch: int, key_prefix: str, fmt: str) -> bytes:
+    items = [ITEMS[(i + j) % len(ITEMS)] for j in range(batch)]
+    if fmt == "mlflow":  # `mlflow models serve` of the same model: the pyfunc's DataFrame input
+        columns = ["brand", "industry", "channel", "audience", "cta", "headline", "body"]
+        data = [[it["brand"], it["industry"], it["channel"], it["audience"], it["cta"], "", it["text"]] for it in items]
+        return json.dumps({"dataframe_split": {"columns": columns, "data": data}}).encode()
+    return json.dumps({"items": items, "request_key": f"{key_prefix}{i}"}).encode()
+
+
+def run(url: str, clients: int, requests: int, seconds: float, batch: int, key_prefix: str,
+        fmt: str = "service") -> dict:
     parts = urlsplit(url)
     deadline = time.monotonic() + seconds
     counter = iter(range(requests))
@@ -45,16 +55,15 @@ def run(url: str, clients: int, requests: int, seconds: float, batch: int, key_p
                 i = next(counter, None)
             if i is None:
                 break
-            body = json.dumps({"items": [ITEMS[(i + j) % len(ITEMS)] for j in range(batch)],
-                               "request_key": f"{key_prefix}{i}"}).encode()
+            payload = body(i, batch, key_prefix, fmt)
             start = time.perf_counter()
             try:
-                conn.request("POST", parts.path, body, {"Content-Type": "application/json"})
+                conn.request("POST", parts.path, payload, {"Content-Type": "application/json"})
                 response = conn.getresponse()
-                payload = response.read()
+                answer = response.read()
                 status = response.status
             except (OSError, http.client.HTTPException) as exc:
-                status, payload = type(exc).__name__, b""
+                status, answer = type(exc).__name__, b""
                 conn.close()
                 conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
             elapsed = (time.perf_counter() - start) * 1000
@@ -62,7 +71,7 @@ def run(url: str, clients: int, requests: int, seconds: float, batch: int, key_p
                 statuses[str(status)] += 1
                 if status == 200:
                     latencies.append(elapsed)
-                    versions[json.loads(payload)["version"]] += 1
+                    versions[json.loads(answer).get("version", "?")] += 1
         conn.close()
 
     started = time.perf_counter()
@@ -88,9 +97,11 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60, help="stop after this long even if requests remain")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--key-prefix", default="load-")
+    p.add_argument("--format", choices=["service", "mlflow"], default="service",
+                   help="request body: this service's, or `mlflow models serve`'s dataframe_split")
     p.add_argument("--out")
     a = p.parse_args()
-    result = run(a.url, a.clients, a.requests, a.seconds, a.batch, a.key_prefix)
+    result = run(a.url, a.clients, a.requests, a.seconds, a.batch, a.key_prefix, a.format)
     text = json.dumps(result, indent=2)
     if a.out:
         with open(a.out, "w") as fh:

@@ -25,8 +25,11 @@ Takes the registry's `challenger` (or the version in the `version` param) to pro
    after the last one `champion` (the old champion keeps `previous`). Failed: the canary is rolled
    back automatically and the run fails with the reasons.
 
+With `action` = `rollback` (and a `reason`), a run does only **rollback**: it aborts the canary
+in flight, or with none, moves `champion` back to `previous`; the triggering user is recorded.
+The same from the command line: `python -m ml rollback --by WHO --reason WHY`.
+
 Every change is in the release audit log (`python -m ml status` shows it) and in version tags.
-Roll a champion back with `python -m ml rollback --by WHO --reason WHY`.
 """
 
 
@@ -66,9 +69,28 @@ def _steps() -> list:
                          description="registry version to release; empty = the challenger"),
         "step_minutes": Param(None, type=["null", "number"], minimum=0, maximum=1440,
                               description="traffic window of each ramp step; empty = release.canary.step_minutes"),
+        "action": Param("release", enum=["release", "rollback"],
+                        description="release the version, or roll back (abort the canary / champion to previous)"),
+        "reason": Param("", type="string", description="why; required for a rollback"),
     },
 )
 def creative_model_release():
+    @task.branch
+    def choose() -> str:
+        return "rollback" if get_current_context()["params"]["action"] == "rollback" else "candidate"
+
+    @task
+    def rollback() -> dict:
+        from ml.registry.release import Actor, ReleaseError, rollback as run
+
+        ctx = get_current_context()
+        who = ctx["dag_run"].triggering_user_name or "airflow"
+        try:
+            r = run(Actor(who, ctx["params"]["reason"]), audit_uri=_locations()["audit_uri"])
+        except ReleaseError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        return {"action": r["entry"]["action"], "aliases": r["state"]["aliases"]}
+
     @task
     def candidate() -> dict:
         from ml.registry.release import ReleaseError, check_promotable, state
@@ -137,6 +159,7 @@ def creative_model_release():
 
     chosen = candidate()
     step = start_canary(chosen)
+    choose() >> [chosen, rollback()]
     chosen >> approve >> step
     for index, next_step in enumerate(_steps(), start=1):
         step = analyse(index, next_step)(wait.override(task_id=f"wait_{index}")(step))

@@ -10,18 +10,32 @@ dag_test() {  # dag_test <dag id> <log file>
   grep -E "DagRun Finished" "$2" | sed "s/.*\(state=[a-z]*\).*/$1: DAG run finished: \1/"
 }
 
-echo "== 1/5 DVC pipeline (acquire -> licence_check -> validate -> label_qa -> train -> evaluate), as of ${date_}"
+echo "== 1/7 DVC pipeline (acquire -> licence_check -> validate -> label_qa -> train -> evaluate), as of ${date_}"
 echo "   training a LoRA adapter on the CPU takes a few minutes; progress is printed per epoch"
 dvc repro
-echo "== 2/5 dvc push to the local remote (.local/dvc-remote)"
+echo "== 2/7 dvc push to the local remote (.local/dvc-remote)"
 dvc push -q && echo "pushed"
-echo "== 3/5 MLflow: track the training and register the model that passed its gates"
+echo "== 3/7 MLflow: track the training and register the model that passed its gates"
 python -m ml register --train data/model --evaluation data/evaluation --labelled data/labels/labelled.parquet \
   --manifest data/approved/approved.parquet --run-name "demo-${date_}"
-echo "== 4/5 Airflow DAG creative_data_acquisition, run with 'airflow dags test'"
+echo "== 4/7 release: the challenger is promoted with a recorded approval (the first model becomes champion)"
+python -m ml promote --approved-by "make demo" --reason "demo release of the model just trained"
+echo "== 5/7 Airflow DAG creative_data_acquisition, run with 'airflow dags test'"
 dag_test creative_data_acquisition .local/demo-dag.log
-echo "== 5/5 Airflow DAG creative_labeling_qa on the dataset just published"
+echo "== 6/7 Airflow DAG creative_labeling_qa on the dataset just published"
 dag_test creative_labeling_qa .local/demo-labeling-dag.log
+echo "== 7/7 the scoring service: started briefly, a few examples scored over HTTP"
+port=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+python -m ml serve --port "${port}" > .local/demo-serve.log 2>&1 &
+serve_pid=$!
+trap 'kill ${serve_pid} 2>/dev/null || true' EXIT
+python scripts/demo_score.py "http://127.0.0.1:${port}" || { tail -20 .local/demo-serve.log; exit 1; }
+kill "${serve_pid}"; wait "${serve_pid}" 2>/dev/null || true; trap - EXIT
+if python -c "import sys; from ml.registry.release import state; sys.exit('canary' not in state()['aliases'])"; then
+  # a re-run put the new version in canary: the demo leaves no canary in flight (see: ml status)
+  python -m ml rollback --by "make demo" --reason "the demo ends its canary"
+fi
+python -m ml status --limit 5
 run_dir=$(ls -d data/runs/* | tail -1)
 cat <<MSG
 
@@ -42,6 +56,9 @@ Results
   evaluation gate report     data/evaluation/evaluation.html   (slices: data/evaluation/slices.csv)
   MLflow (runs, registry)    .local/mlflow/mlflow.db, artifacts .local/mlflow/artifacts/
                              open it: .venv/bin/mlflow ui --backend-store-uri sqlite:///.local/mlflow/mlflow.db
-                             registered model creative-copy-scorer, alias challenger
+                             registered model creative-copy-scorer (python -m ml status: aliases and audit)
+  release audit log          data/ledger/releases/
+  scoring service            .venv/bin/python -m ml serve --port 8080   (log of the demo's run: .local/demo-serve.log)
+    prediction log           data/predictions/date=…/hour=…/
   DVC remote                 .local/dvc-remote/
 MSG

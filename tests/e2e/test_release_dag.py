@@ -156,3 +156,16 @@ def test_a_rejected_release_changes_nothing(world):
     dr, states = run(world["dag"], version=world["versions"][2])
     assert states["approve"] == "success" and states["start_canary"] == "skipped", states
     assert release.state() == before and len(release.history(world["audit"], 100)) == n
+
+
+def test_a_rollback_run_restores_the_previous_champion_and_records_who(world):
+    from ml.registry import release
+
+    v1, v2, _ = world["versions"]
+    assert release.state()["aliases"]["champion"] == v2
+    dr, states = run(world["dag"], action="rollback", reason="complaints about tone in fashion")
+    assert dr.state == "success" and states["rollback"] == "success" and states["candidate"] == "skipped", states
+    assert release.state()["aliases"]["champion"] == v1
+    last = release.history(world["audit"], 1)[-1]
+    assert last["action"] == "rollback" and last["who"] == "dag_test"  # the triggering user
+    assert last["reason"] == "complaints about tone in fashion"

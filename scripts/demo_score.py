@@ -1,0 +1,48 @@
+"""Part of `make demo`: wait until the scoring service is ready, score a few ad-copy variants
+over HTTP, and print the answers."""
+from __future__ import annotations
+
+import sys
+import time
+
+import requests
+
+EXAMPLES = [
+    {"text": "Timeless wool coat, tailored and refined for quiet city mornings.", "brand": "Atelier Nord",
+     "industry": "fashion", "channel": "social", "audience": "returning_customers", "cta": "Discover"},
+    {"text": "HUGE DROP!!! Loud neon hoodies, hyped and fresh, grab yours now.", "brand": "Atelier Nord",
+     "industry": "fashion", "channel": "social", "audience": "returning_customers", "cta": "Discover"},
+    {"text": "Cozy handmade throws in natural linen for calm, warm evenings.", "brand": "Maison Verte",
+     "industry": "home", "channel": "email", "audience": "new_visitors", "cta": "Shop now"},
+    {"text": "Engineered for precision: powerful pro earbuds with fast charging.", "brand": "Voltix",
+     "industry": "electronics", "channel": "search", "audience": "lapsed_customers", "cta": "Buy"},
+]
+
+
+def main(url: str) -> int:
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            print(f"the scoring service at {url} was not ready after 180 s")
+            return 1
+        time.sleep(0.5)
+    answer = requests.post(f"{url}/v1/score", json={"items": EXAMPLES, "request_key": "demo"}, timeout=60).json()
+    print(f"{answer['model']} version {answer['version']} ({answer['alias']}) answered:")
+    for item, result in zip(EXAMPLES, answer["results"]):
+        best = max(result["engagement"], key=result["engagement"].get)
+        print(f"  {item['brand']:<13} on voice {result['brand_voice']:.2f}  engagement {best:<20} "
+              f"(p {result['engagement'][best]:.2f})  \"{item['text'][:60]}\"")
+    start = time.perf_counter()
+    for i in range(20):
+        requests.post(f"{url}/v1/score", json={"items": EXAMPLES[:1], "request_key": f"demo-{i}"}, timeout=30)
+    print(f"  20 single-item requests: {(time.perf_counter() - start) / 20 * 1000:.1f} ms each on average")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
