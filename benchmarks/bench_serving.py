@@ -142,8 +142,8 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|",
         *rows, "",
         f"Budget: p95 ≤ {BUDGET_MS:.0f} ms at batch 1 over HTTP. The service's p95 at batch 1, one client: "
-        f"{ours_p95:.1f} ms ({BUDGET_MS - ours_p95:+.1f} ms against the budget, "
-        f"{'within' if ours_p95 <= BUDGET_MS else 'over'}). "
+        f"{ours_p95:.1f} ms, {abs(BUDGET_MS - ours_p95):.1f} ms {'below' if ours_p95 <= BUDGET_MS else 'over'} "
+        "the budget. "
         "`mlflow models serve` p95 ÷ the service's p95: " +
         ", ".join(f"batch {b} × {c} clients {r:.2f}" for (b, c), r in ratios.items()) + ".",
     ])
