@@ -154,24 +154,21 @@ def start_canary(actor: Actor, *, audit_uri: str, ledger_uri: str, weight: float
         return {"changed": False, "state": now}
     if aliases.get("canary"):
         raise ReleaseError(f"version {aliases['canary']} is in canary already; promote it or roll it back first")
-    if aliases.get("champion") == version:
-        raise ReleaseError(f"version {version} is the champion already")
+    if aliases.get("champion") == version:  # already released (a retried first promotion)
+        return {"changed": False, "state": now}
     if not 0 < weight <= 1:
         raise ReleaseError(f"a canary weight is a share of traffic in (0, 1], not {weight}")
     check_promotable(version, ledger_uri, client)
-    if not aliases.get("champion"):  # nothing to compare a canary with: the approved model serves all
-        changes = {"champion": (None, version)}
-        if aliases.get("challenger") == version:
-            changes["challenger"] = (version, None)
-        _move(client, changes)
-        entry = _record(client, audit_uri, "first_champion", actor, changes)
-        return {"changed": True, "entry": entry, "state": state(client)}
-    changes = {"canary": (None, version)}
+    # the first model of all has nothing to be compared with as a canary: it serves all traffic
+    role = "canary" if aliases.get("champion") else "champion"
+    changes = {role: (None, version)}
     if aliases.get("challenger") == version:
         changes["challenger"] = (version, None)
-    client.set_registered_model_tag(MODEL_NAME, WEIGHT_TAG, str(weight))
+    if role == "canary":
+        client.set_registered_model_tag(MODEL_NAME, WEIGHT_TAG, str(weight))
     _move(client, changes)
-    entry = _record(client, audit_uri, "start_canary", actor, changes, weight=(0.0, weight))
+    entry = _record(client, audit_uri, "start_canary" if role == "canary" else "first_champion", actor, changes,
+                    weight=(0.0, weight) if role == "canary" else None)
     return {"changed": True, "entry": entry, "state": state(client)}
 
 
