@@ -16,10 +16,14 @@ and value, engagement and brand-voice heads) on the QA-approved labelled dataset
 (`training.schedule` in `params.yaml`) and whenever labeling QA publishes a new labelled dataset.
 
 Params (per run; everything else is in `params.yaml`): `lora_rank`, `epochs`, `dataset_version`
-(a labelled dataset version; empty = `LATEST`), `brands` (a subset to train on; empty = all).
+(a labelled dataset version; empty = `LATEST`), `brands` (a subset to train on; empty = all),
+`force` (train even when nothing changed since the champion).
 
 1. **load_data**: resolves the labelled dataset version and the licence-approved manifest it
    came from; applies the brand subset.
+   **changed**: when the champion was trained on this dataset version, at this commit, with
+   these params (and brand subset), the run stops here and skips the rest, registering nothing;
+   the log says why. `force` trains anyway.
 2. **train**: adapters and heads only; the base is checked unchanged.
 3. **evaluate**: absolute, relative (the registry's `champion` scored on the same test rows; the
    TF-IDF baseline while there is none), behaviour, latency and safety gates.
@@ -46,6 +50,11 @@ def _run_folder() -> tuple[str, str, str]:
     ctx = get_current_context()
     when = ctx.get("logical_date") or ctx["dag_run"].run_after
     return io.join(data_root(), "runs", safe_key(when.isoformat()), "training"), when.isoformat(), ctx["run_id"]
+
+
+def _brands(data: dict) -> list:
+    """The brand subset the run trained on: empty when it took the whole dataset."""
+    return data["brands"] if get_current_context()["params"]["brands"] else []
 
 
 def _params() -> dict:
@@ -75,6 +84,8 @@ def _params() -> dict:
                                  description="labelled dataset version; empty = LATEST"),
         "brands": Param([], type="array", items={"type": "string", "minLength": 1},
                         description="train on these brands only; empty = all"),
+        "force": Param(False, type="boolean",
+                       description="train even when dataset, code and params are those of the champion"),
     },
 )
 def creative_training():
@@ -88,6 +99,21 @@ def creative_training():
         folder, _, _ = _run_folder()
         return prepare(io.join(data_root(), "datasets", "labelled"), run["dataset_version"] or None, run["brands"],
                        io.join(folder, "data"))
+
+    @task.short_circuit
+    def changed(data: dict) -> bool:
+        """False (and the rest of the run skipped) when the champion was trained on this dataset
+        version, at this commit, with these params: the nightly run has nothing to do."""
+        import logging
+
+        from ml.registry.tracking import unchanged_since_champion
+
+        if get_current_context()["params"]["force"]:
+            return True
+        reason = unchanged_since_champion(data["version"], _params(), _brands(data))
+        if reason:
+            logging.getLogger("airflow.task").info("skipping the training: %s", reason)
+        return reason is None
 
     @task
     def train(data: dict) -> dict:
@@ -112,8 +138,8 @@ def creative_training():
                      champion_name=name)
         if not report["passed"]:
             tracked = track_and_register(train_dir, io.join(folder, "evaluation"), labelled_uri=data["labelled"],
-                                         dataset_version=data["version"],
-                                         manifest_uri=data["manifest"], params=params, run_name=run_id)
+                                         dataset_version=data["version"], manifest_uri=data["manifest"],
+                                         params=params, run_name=run_id, brands=_brands(data))
             raise AirflowFailException(f"evaluation gates failed (MLflow run {tracked['run_id']}): "
                                        f"{report['reasons'][:5]} (report: {report['outputs']['html']})")
         return {"passed": True, "metrics": report["metrics"], "outputs": report["outputs"]}
@@ -125,11 +151,12 @@ def creative_training():
 
         folder, _, run_id = _run_folder()
         return track_and_register(io.join(folder, "model"), io.join(folder, "evaluation"), labelled_uri=data["labelled"],
-                                  dataset_version=data["version"],
-                                  manifest_uri=data["manifest"], params=_params(), run_name=run_id)
+                                  dataset_version=data["version"], manifest_uri=data["manifest"], params=_params(),
+                                  run_name=run_id, brands=_brands(data))
 
     data = load_data()
     trained = train(data)
+    changed(data) >> trained
     register(data, evaluate(data, trained))
 
 

@@ -65,6 +65,33 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def params_fingerprint(params: dict, brands=()) -> str:
+    """What in params.yaml shapes a model (training, evaluation gates, seed) and the brand subset."""
+    from ml.common.config import stable_hash
+
+    return stable_hash({"training": params["training"], "evaluation": params["evaluation"],
+                        "seed": params["base"]["seed"], "brands": sorted(brands)}, 16)
+
+
+def unchanged_since_champion(dataset_version: str, params: dict, brands=()) -> str | None:
+    """Why retraining can be skipped (the champion was trained on this dataset version, at this
+    commit, with these params), or None when something changed or there is no champion."""
+    configure()
+    try:
+        champion = mlflow.MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion")
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+    now = {"dataset_version": dataset_version, "git_commit": git_commit(),
+           "params_sha256": params_fingerprint(params, brands)}
+    changed = [k for k, v in now.items() if champion.tags.get(k) != v]
+    if changed:
+        return None
+    return (f"nothing changed since champion version {champion.version} was trained: dataset "
+            f"{dataset_version[:12]}, commit {now['git_commit'][:12]}, params {now['params_sha256']}")
+
+
 def file_digest(uri: str, algorithm: str) -> str:
     return hashlib.new(algorithm, io.read_bytes(uri)).hexdigest()
 
@@ -88,7 +115,7 @@ class CopyScorerModel(mlflow.pyfunc.PythonModel):
 
 
 def track_and_register(train_dir: str, eval_dir: str, *, labelled_uri: str, dataset_version: str,
-                       manifest_uri: str, params: dict, run_name: str | None = None) -> dict:
+                       manifest_uri: str, params: dict, run_name: str | None = None, brands=()) -> dict:
     """One MLflow run for a training; a registry version with alias ``challenger`` if it passed.
 
     The asset ids of the labelled dataset are logged as ``lineage/assets.json``: what the
@@ -103,7 +130,7 @@ def track_and_register(train_dir: str, eval_dir: str, *, labelled_uri: str, data
     manifest_sha = file_digest(manifest_uri, "sha256")
     commit = git_commit()
     tags = {"dataset_version": dataset_version, "git_commit": commit, "licence_manifest_sha256": manifest_sha,
-            "gate_passed": str(evaluation["passed"]).lower()}
+            "params_sha256": params_fingerprint(params, brands), "gate_passed": str(evaluation["passed"]).lower()}
     local = Path(io.local_path(train_dir)) if not io.is_s3(train_dir) else None
     adapter = str(local / "adapter.npz") if local else _download(io.join(train_dir, "adapter.npz"))
 

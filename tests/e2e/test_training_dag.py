@@ -91,6 +91,26 @@ def test_a_passing_run_registers_the_challenger(dag, env):
     assert (run_dir / "model" / "adapter.npz").exists() and (run_dir / "evaluation" / "evaluation.html").exists()
 
 
+def test_a_run_with_nothing_changed_since_the_champion_skips_and_registers_nothing(dag, env):
+    import mlflow
+
+    from ml.registry.tracking import MODEL_NAME
+
+    env(LENIENT, "lenient")
+    brands = ["Voltix", "Atelier Nord", "Maison Verte", "Casa Bright"]
+    client = mlflow.MlflowClient()
+    challenger = client.get_model_version_by_alias(MODEL_NAME, "challenger")  # the passing run's version
+    client.set_registered_model_alias(MODEL_NAME, "champion", challenger.version)
+    before = len(versions())
+    dr, states = run(dag, 4, brands=brands)  # same dataset, commit and params as the champion
+    assert dr.state == "success", states
+    assert states["changed"] == "success" and states["train"] == "skipped" and states["register"] == "skipped"
+    assert len(versions()) == before
+    dr, states = run(dag, 5, brands=brands[:3])  # another brand subset: a change, so it trains
+    assert states["train"] == "success", states
+    client.delete_registered_model_alias(MODEL_NAME, "champion")
+
+
 def test_a_failing_gate_fails_the_run_tracks_it_and_registers_nothing(dag, env):
     import mlflow
 
