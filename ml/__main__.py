@@ -212,6 +212,16 @@ def cmd_serve(args, params) -> int:
     return 0
 
 
+def cmd_drift(args, params) -> int:
+    from ml.monitoring.drift import drift, read_table
+
+    r = drift(read_table(args.reference), read_table(args.current), args.out, params)
+    print(f"drift: {'DRIFT' if r['dataset_drift'] else 'no drift'}: {len(r['drifted_features'])} of "
+          f"{len(r['features'])} features drifted ({', '.join(r['drifted_features']) or 'none'}); "
+          f"rows {r['rows']['reference']} reference, {r['rows']['current']} current -> {r['outputs']['html']}")
+    return 1 if r["dataset_drift"] else 0
+
+
 def cmd_publish(args, params) -> int:
     from ml.data.publish import publish_dataset, publish_labelled
 
@@ -342,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--log-uri", help="prediction log location (default serving.log_uri)")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("drift", help="drift of copy, context and scores between two tables (exit 1 on dataset drift)")
+    s.add_argument("--reference", required=True, help="a table in the ad-copy or prediction-log schema (.parquet, "
+                                                      ".csv, .jsonl, or a folder of Parquet parts)")
+    s.add_argument("--current", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_drift)
 
     s = sub.add_parser("publish", help="version an approved or labelled dataset by content and point LATEST at it")
     which = s.add_mutually_exclusive_group(required=True)

@@ -1,0 +1,78 @@
+"""Drift on seeded scenarios: windows drawn from the same process as the reference raise no
+alarm at the default thresholds; a real shift of the copy, the context or the scores does."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.__main__ import main
+from ml.data.sources import open_source
+from ml.monitoring.drift import descriptors, drift
+
+
+def copy_rows(params, seed: int, n: int) -> pd.DataFrame:
+    data = open_source(f"synthetic://?seed={seed}&n={n}&copy_share=1&problem_share=0", params).data
+    return pd.DataFrame([json.loads(line) for line in data.read("copy.jsonl").decode().splitlines()])
+
+
+@pytest.fixture(scope="module")
+def reference(params):
+    return copy_rows(params, 100, 900)
+
+
+def test_descriptors_measure_what_they_say():
+    d = descriptors(pd.Series(["Quiet, refined coat.", "BUY NOW!!! 50% OFF ZXQV", ""]))
+    assert d["text_words"].tolist() == [3, 4, 0]
+    assert d["text_exclamations"].tolist() == [0, 3, 0]
+    assert d.loc[1, "text_upper_share"] == 1.0 and d.loc[0, "text_upper_share"] == pytest.approx(1 / 16)
+    assert d.loc[1, "text_oov_share"] == pytest.approx(1 / 4)  # "zxqv" is not a word of the base's vocabulary
+    assert d.loc[1, "text_digit_share"] > 0 and d.loc[2, "text_chars"] == 0
+
+
+def test_windows_from_the_same_process_raise_no_alarm(params, reference, tmp_path):
+    for seed in (101, 102, 103, 104, 105):
+        report = drift(reference, copy_rows(params, seed, 400), str(tmp_path / str(seed)), params)
+        assert not report["dataset_drift"], (seed, report["drifted_features"])
+        assert len(report["drifted_features"]) <= 2, (seed, report["drifted_features"])
+    written = json.loads((tmp_path / "105" / "drift.json").read_text())
+    assert written["dataset_drift"] is False and set(written["features"]) >= {"text_words", "industry"}
+    assert (tmp_path / "105" / "drift.html").stat().st_size > 10_000
+
+
+def test_a_real_shift_raises_drift_and_names_the_features(params, reference, tmp_path):
+    current = copy_rows(params, 106, 400)
+    loud = current.sample(frac=0.6, random_state=1).index
+    current.loc[loud, "body"] = current.loc[loud, "body"].str.upper() + " BUY NOW!!!"
+    current["industry"] = "electronics"
+    report = drift(reference, current, str(tmp_path), params)
+    assert report["dataset_drift"]
+    assert {"text_upper_share", "text_exclamations", "industry"} <= set(report["drifted_features"])
+    assert report["features"]["industry"]["kind"] == "context"
+
+
+def test_prediction_drift_is_measured_when_both_tables_have_scores(params, reference, tmp_path):
+    rng = np.random.default_rng(3)
+    current = copy_rows(params, 107, 400)
+    ref = reference.assign(p_on_voice=rng.beta(5, 2, len(reference)), p_positive_engagement=rng.beta(2, 3, len(reference)))
+    same = drift(ref, current.assign(p_on_voice=rng.beta(5, 2, len(current)),
+                                     p_positive_engagement=rng.beta(2, 3, len(current))), str(tmp_path / "a"), params)
+    assert not same["prediction_drift"] and same["features"]["p_on_voice"]["kind"] == "prediction"
+    moved = drift(ref, current.assign(p_on_voice=rng.beta(2, 5, len(current)),
+                                      p_positive_engagement=rng.beta(2, 3, len(current))), str(tmp_path / "b"), params)
+    assert moved["prediction_drift"] and "p_on_voice" in moved["drifted_features"]
+
+
+def test_the_command_exits_1_on_drift_and_2_on_a_table_it_cannot_read(params, reference, tmp_path, capsys):
+    reference.to_parquet(tmp_path / "ref.parquet")
+    shifted = copy_rows(params, 108, 300).assign(industry="home", channel="email")
+    shifted["body"] = shifted["body"].str.upper() + "!!!"
+    shifted.to_csv(tmp_path / "cur.csv", index=False)
+    assert main(["drift", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "cur.csv"),
+                 "--out", str(tmp_path / "out")]) == 1
+    assert "DRIFT" in capsys.readouterr().out
+    pd.DataFrame({"x": range(100)}).to_parquet(tmp_path / "bad.parquet")
+    assert main(["drift", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "bad.parquet"),
+                 "--out", str(tmp_path / "out2")]) == 2
