@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+from datetime import date
 
 from ml.common.config import InputError, load_params
 
@@ -222,6 +223,23 @@ def cmd_drift(args, params) -> int:
     return 1 if r["dataset_drift"] else 0
 
 
+def cmd_licence_sweep(args, params) -> int:
+    from ml.licensing.sweep import licence_sweep
+
+    on = args.on or date.today().isoformat()
+    r = licence_sweep(args.datasets, on=on, run_id=args.run_id or f"cli-{on}", out=args.out,
+                      ledger_uri=args.ledger or params["licensing"]["ledger_uri"], params=params,
+                      withdrawn_uri=args.withdrawn)
+    models = ", ".join(f"v{m['version']}{'(' + '/'.join(m['aliases']) + ')' if m['aliases'] else ''}"
+                       for m in r["model_versions"]) or "none"
+    print(f"licence-sweep {r['on']}: refused {r['refused']} of {r['checked']} assets {r['refused_by_reason'] or ''}; "
+          f"dataset versions affected: {sum(len(v) for v in r['dataset_versions'].values())}; model versions "
+          f"blocked: {models}; new approved dataset: {r['new_dataset_version'] or 'none'}"
+          + ("; THE CHAMPION WAS TRAINED ON REFUSED ASSETS" if r["champion_affected"] else "")
+          + f" -> {r['outputs']['html']}")
+    return 1 if r["champion_affected"] and params["licensing"]["sweep"]["fail_on_champion"] else 0
+
+
 def cmd_publish(args, params) -> int:
     from ml.data.publish import publish_dataset, publish_labelled
 
@@ -359,6 +377,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--current", required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_drift)
+
+    s = sub.add_parser("licence-sweep", help="re-check licences and consents as of a date; lineage impact; remediation")
+    s.add_argument("--datasets", default="data/datasets", help="dataset versions root (approved/ and labelled/ under it)")
+    s.add_argument("--withdrawn", help="withdrawn consents (CSV, JSONL or Parquet: consent_id or asset_id, withdrawn_at)")
+    s.add_argument("--on", help="the date to judge against (default today)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--ledger", help="licence ledger (default licensing.ledger_uri)")
+    s.add_argument("--run-id")
+    s.set_defaults(func=cmd_licence_sweep)
 
     s = sub.add_parser("publish", help="version an approved or labelled dataset by content and point LATEST at it")
     which = s.add_mutually_exclusive_group(required=True)
