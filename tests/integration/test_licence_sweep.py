@@ -118,3 +118,23 @@ def test_the_command_says_plainly_when_there_is_nothing_to_sweep(world, capsys):
     code = main(["licence-sweep", "--datasets", str(world["tmp"] / "empty"), "--out", str(world["tmp"] / "s0"),
                  "--on", "2027-01-12"])
     assert code == 2 and "nothing to sweep" in capsys.readouterr().err
+
+
+def test_the_daily_dag_republishes_announces_and_fails_loudly_for_the_champion(world, monkeypatch):
+    import runpy
+    from datetime import datetime, timezone
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("CREATIVE_DATA_URI", str(world["data"]))
+    dag = runpy.run_path(str(REPO / "dags" / "creative_licence_sweep.py"))["dag_object"]
+    before = json.loads((world["data"] / "datasets" / "approved" / "LATEST.json").read_text())["version"]
+    dr = dag.test(logical_date=datetime(2030, 1, 2, tzinfo=timezone.utc))  # every other contract ended 2030-01-01
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert states == {"sweep": "success", "republished": "success", "announce": "success",
+                      "check_champion": "failed"}, states
+    assert dr.state == "failed"
+    report = json.loads((world["data"] / "runs" / "2030-01-02T00_00_00+00_00" / "sweep" / "sweep.json").read_text())
+    assert report["refused_by_reason"]["licence_expired"] >= 1 and report["champion_affected"]
+    latest = json.loads((world["data"] / "datasets" / "approved" / "LATEST.json").read_text())
+    assert latest["version"] == report["new_dataset_version"] != before
