@@ -7,13 +7,15 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param,
 from airflow.sdk.exceptions import AirflowFailException
 
 LABELLED_DATASET = Asset("creative_labelled_dataset")
+DRIFT_DETECTED = Asset("creative_drift_detected")
 
 DOC = """
 ### Creative training
 
 LoRA fine-tuning of the copy scorer (frozen all-MiniLM-L6-v2 base, adapters on attention query
 and value, engagement and brand-voice heads) on the QA-approved labelled dataset. Runs nightly
-(`training.schedule` in `params.yaml`) and whenever labeling QA publishes a new labelled dataset.
+(`training.schedule` in `params.yaml`), whenever labeling QA publishes a new labelled dataset,
+and when drift monitoring finds the champion drifted (`creative_drift_detected`).
 
 Params (per run; everything else is in `params.yaml`): `lora_rank`, `epochs`, `dataset_version`
 (a labelled dataset version; empty = `LATEST`), `brands` (a subset to train on; empty = all),
@@ -39,7 +41,8 @@ def _schedule():
     from ml.common.config import load_params
 
     cron = load_params()["training"]["schedule"]
-    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[LABELLED_DATASET])
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"),
+                               assets=LABELLED_DATASET | DRIFT_DETECTED)
 
 
 def _run_folder() -> tuple[str, str, str]:

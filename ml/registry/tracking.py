@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -25,6 +26,9 @@ from ml.common.config import REPO_ROOT
 
 MODEL_NAME = "creative-copy-scorer"
 LINEAGE_ARTIFACT = "lineage/assets.json"
+TRAINING_DATA = "training_data.parquet"  # under lineage/
+TRAINING_COLUMNS = ["asset_id", "copy_variant_id", "brand", "industry", "channel", "audience", "cta", "headline",
+                    "body", "engagement_label", "brand_voice"]
 EXPERIMENT = "creative-copy-scorer"
 INPUT_EXAMPLE = {"brand": "Atelier Nord", "industry": "fashion", "channel": "social", "audience": "returning_customers",
                  "cta": "Discover", "headline": "Timeless jacket by Atelier Nord",
@@ -147,8 +151,12 @@ def track_and_register(train_dir: str, eval_dir: str, *, labelled_uri: str, data
         for name in ("train_report.json", "history.json"):
             mlflow.log_text(io.read_text(io.join(train_dir, name)), f"train/{name}")
         mlflow.log_artifact(adapter, "adapter")
-        assets = sorted(set(io.read_parquet(labelled_uri)["asset_id"].astype(str)))
+        labelled = io.read_parquet(labelled_uri)
+        assets = sorted(set(labelled["asset_id"].astype(str)))
         mlflow.log_dict({"dataset_version": dataset_version, "asset_ids": assets}, LINEAGE_ARTIFACT)
+        with tempfile.TemporaryDirectory() as tmp:  # the drift monitor's reference: what the model learnt from
+            labelled[[c for c in TRAINING_COLUMNS if c in labelled.columns]].to_parquet(f"{tmp}/{TRAINING_DATA}")
+            mlflow.log_artifact(f"{tmp}/{TRAINING_DATA}", "lineage")
         mlflow.log_dict(evaluation, "evaluation/evaluation.json")
         mlflow.log_text(io.read_text(io.join(eval_dir, "slices.csv")), "evaluation/slices.csv")
         mlflow.log_text(io.read_text(io.join(eval_dir, "evaluation.html")), "evaluation/evaluation.html")
@@ -165,7 +173,7 @@ def track_and_register(train_dir: str, eval_dir: str, *, labelled_uri: str, data
         version = mlflow.register_model(info.model_uri, MODEL_NAME, tags={
             **tags, **{f"gate_{k}": json.dumps(v, default=float) for k, v in evaluation["metrics"].items()}})
         client.set_registered_model_alias(MODEL_NAME, "challenger", version.version)
-        result.update(registered=True, version=version.version, alias="challenger")
+        result.update(registered=True, version=str(version.version), alias="challenger")
     return result
 
 
