@@ -76,7 +76,7 @@ def monitor_window(log_uri: str, start: datetime, end: datetime, out: str, param
         result[alias] = {"version": version, "dataset_drift": report["dataset_drift"],
                          "prediction_drift": report["prediction_drift"], "drifted_features": report["drifted_features"],
                          "rows": report["rows"], "report": report["outputs"]["html"]}
-        mlflow.set_experiment(EXPERIMENT)
+        configure(EXPERIMENT)
         with mlflow.start_run(run_name=f"{alias}-v{version}-{start:%Y%m%dT%H%M}",
                               tags={"model_version": version, "alias": alias, "window_start": start.isoformat(),
                                     "window_end": end.isoformat()}):

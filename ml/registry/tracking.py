@@ -43,18 +43,19 @@ def _artifact_root() -> str:
     return os.environ.get("CREATIVE_MLFLOW_ARTIFACTS") or (REPO_ROOT / ".local" / "mlflow" / "artifacts").as_uri()
 
 
-def configure() -> str:
-    """Point MLflow at the tracking server and make sure the experiment exists; its id."""
+def configure(experiment: str = EXPERIMENT) -> str:
+    """Point MLflow at the tracking server and make ``experiment`` exist and be the active one; its id."""
     uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(EXPERIMENT)
+    found = mlflow.get_experiment_by_name(experiment)
     if found:
         experiment_id = found.experiment_id
-    else:  # a server serves artifacts itself; a direct database URI needs a place for them
-        location = None if uri.startswith("http") else _artifact_root()
-        experiment_id = mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    else:  # a server serves artifacts itself; a direct database URI needs a place for them (not ./mlruns)
+        root = _artifact_root()
+        location = None if uri.startswith("http") else (root if experiment == EXPERIMENT else f"{root}/{experiment}")
+        experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
