@@ -232,7 +232,8 @@ def cmd_licence_sweep(args, params) -> int:
                       withdrawn_uri=args.withdrawn)
     models = ", ".join(f"v{m['version']}{'(' + '/'.join(m['aliases']) + ')' if m['aliases'] else ''}"
                        for m in r["model_versions"]) or "none"
-    print(f"licence-sweep {r['on']}: refused {r['refused']} of {r['checked']} assets {r['refused_by_reason'] or ''}; "
+    reasons = ", ".join(f"{k} {v}" for k, v in r["refused_by_reason"].items())
+    print(f"licence-sweep {r['on']}: refused {r['refused']} of {r['checked']} assets{f' ({reasons})' if reasons else ''}; "
           f"dataset versions affected: {sum(len(v) for v in r['dataset_versions'].values())}; model versions "
           f"blocked: {models}; new approved dataset: {r['new_dataset_version'] or 'none'}"
           + ("; THE CHAMPION WAS TRAINED ON REFUSED ASSETS" if r["champion_affected"] else "")

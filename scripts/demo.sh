@@ -10,21 +10,23 @@ dag_test() {  # dag_test <dag id> <log file>
   grep -E "DagRun Finished" "$2" | sed "s/.*\(state=[a-z]*\).*/$1: DAG run finished: \1/"
 }
 
-echo "== 1/7 DVC pipeline (acquire -> licence_check -> validate -> label_qa -> train -> evaluate), as of ${date_}"
+echo "== 1/8 DVC pipeline (acquire -> licence_check -> validate -> label_qa -> train -> evaluate), as of ${date_}"
 echo "   training a LoRA adapter on the CPU takes a few minutes; progress is printed per epoch"
 dvc repro
-echo "== 2/7 dvc push to the local remote (.local/dvc-remote)"
+echo "== 2/8 dvc push to the local remote (.local/dvc-remote)"
 dvc push -q && echo "pushed"
-echo "== 3/7 MLflow: track the training and register the model that passed its gates"
+echo "== 3/8 MLflow: track the training and register the model that passed its gates"
 python -m ml register --train data/model --evaluation data/evaluation --labelled data/labels/labelled.parquet \
   --manifest data/approved/approved.parquet --run-name "demo-${date_}"
-echo "== 4/7 release: the challenger is promoted with a recorded approval (the first model becomes champion)"
+echo "== 4/8 release: the challenger is promoted with a recorded approval (the first model becomes champion)"
 python -m ml promote --approved-by "make demo" --reason "demo release of the model just trained"
-echo "== 5/7 Airflow DAG creative_data_acquisition, run with 'airflow dags test'"
+echo "== 5/8 Airflow DAG creative_data_acquisition, run with 'airflow dags test'"
 dag_test creative_data_acquisition .local/demo-dag.log
-echo "== 6/7 Airflow DAG creative_labeling_qa on the dataset just published"
+echo "== 6/8 Airflow DAG creative_labeling_qa on the dataset just published"
 dag_test creative_labeling_qa .local/demo-labeling-dag.log
-echo "== 7/7 the scoring service: started briefly, a few examples scored over HTTP"
+echo "== 7/8 licence and consent sweep as of ${date_} (daily DAG creative_licence_sweep; here on the command line)"
+python -m ml licence-sweep --datasets data/datasets --on "${date_}" --out data/sweep
+echo "== 8/8 the scoring service: started briefly, a few examples scored over HTTP"
 port=$(python -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 python -m ml serve --port "${port}" > .local/demo-serve.log 2>&1 &
 serve_pid=$!
@@ -58,6 +60,7 @@ Results
                              open it: .venv/bin/mlflow ui --backend-store-uri sqlite:///.local/mlflow/mlflow.db
                              registered model creative-copy-scorer (python -m ml status: aliases and audit)
   release audit log          data/ledger/releases/
+  licence sweep report       data/sweep/sweep.html   (drift: .venv/bin/python -m ml drift --reference A --current B --out DIR)
   scoring service            .venv/bin/python -m ml serve --port 8080   (log of the demo's run: .local/demo-serve.log)
     prediction log           data/predictions/date=…/hour=…/
   DVC remote                 .local/dvc-remote/
