@@ -6,7 +6,10 @@ with Evidently 0.7 (``DataDriftPreset``, its default test per column and size):
 - text descriptors of the copy: characters, words, the share of words outside the base model's
   vocabulary, punctuation, upper case and digit shares, exclamation marks;
 - the categorical context: industry, channel, audience;
-- the predictions where both tables have them: the on-voice and positive-engagement scores.
+- the predictions where both tables have them: the on-voice and positive-engagement scores;
+- embedding drift of the copy in the pretrained base's sentence-embedding space (a domain
+  classifier, Evidently's default), on at most ``monitoring.drift.embedding_sample`` rows of
+  each table (a seeded sample), when ``monitoring.drift.embeddings`` is on.
 Writes ``drift.json`` (top-level ``dataset_drift``, per-feature method, value, threshold and
 verdict) and ``drift.html`` (Evidently's report, for stewards); returns the JSON.
 """
@@ -95,7 +98,7 @@ def drift(reference: pd.DataFrame, current: pd.DataFrame, out: str, params: dict
     ref, cur = features(reference, with_predictions), features(current, with_predictions)
     numerical = DESCRIPTORS + (PREDICTIONS if with_predictions else [])
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=CONTEXT)
-    snapshot = Report([DataDriftPreset(drift_share=cfg["drift_share"])]).run(
+    snapshot = Report([DataDriftPreset(columns=numerical + CONTEXT, drift_share=cfg["drift_share"])]).run(
         Dataset.from_pandas(cur, data_definition=definition), Dataset.from_pandas(ref, data_definition=definition))
 
     per_feature = {}
@@ -108,6 +111,8 @@ def drift(reference: pd.DataFrame, current: pd.DataFrame, out: str, params: dict
                 "drift": _verdict(config["method"], value, float(config["threshold"])),
                 "kind": "prediction" if config["column"] in PREDICTIONS
                 else "context" if config["column"] in CONTEXT else "text"}
+    if cfg.get("embeddings"):
+        per_feature["copy_embedding"] = embedding_drift(reference, current, params)
     drifted = sorted(c for c, f in per_feature.items() if f["drift"])
     share = len(drifted) / len(per_feature) if per_feature else 0.0
     report = {"stage": "drift", "dataset_drift": share >= cfg["drift_share"], "drifted_share": share,
@@ -125,6 +130,30 @@ def drift(reference: pd.DataFrame, current: pd.DataFrame, out: str, params: dict
         io.write_bytes(report["outputs"]["html"], open(f"{tmp}/drift.html", "rb").read())
     io.write_text(report["outputs"]["json"], json.dumps(report, indent=2, sort_keys=True, default=float) + "\n")
     return report
+
+
+def embedding_drift(reference: pd.DataFrame, current: pd.DataFrame, params: dict) -> dict:
+    """Evidently's ``EmbeddingsDrift`` (domain classifier: drift when a classifier tells the two
+    tables apart, ROC AUC above its threshold) on the base model's sentence embeddings."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import EmbeddingsDrift
+
+    from ml.monitoring.embeddings import embed
+
+    cfg, seed = params["monitoring"]["drift"], int(params["base"]["seed"])
+    n = int(cfg["embedding_sample"])
+    tables = []
+    for frame in (reference, current):
+        sample = frame.sample(n=min(n, len(frame)), random_state=seed) if len(frame) > n else frame
+        vectors = embed(copy_text(sample).tolist(), params["training"]["base"])
+        tables.append(pd.DataFrame(vectors, columns=[f"e{i}" for i in range(vectors.shape[1])]))
+    definition = DataDefinition(embeddings={"copy": list(tables[0].columns)})
+    snapshot = Report([EmbeddingsDrift(embeddings_name="copy")]).run(
+        Dataset.from_pandas(tables[1], data_definition=definition), Dataset.from_pandas(tables[0], data_definition=definition))
+    value = float(snapshot.dict()["metrics"][0]["value"])
+    threshold = float(cfg["embedding_max_auc"])
+    return {"method": "domain classifier ROC AUC", "value": value, "threshold": threshold, "drift": value > threshold,
+            "kind": "embedding", "rows": {"reference": len(tables[0]), "current": len(tables[1])}}
 
 
 def read_table(uri: str) -> pd.DataFrame:

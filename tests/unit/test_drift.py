@@ -38,7 +38,7 @@ def test_windows_from_the_same_process_raise_no_alarm(params, reference, tmp_pat
         assert not report["dataset_drift"], (seed, report["drifted_features"])
         assert len(report["drifted_features"]) <= 2, (seed, report["drifted_features"])
     written = json.loads((tmp_path / "105" / "drift.json").read_text())
-    assert written["dataset_drift"] is False and set(written["features"]) >= {"text_words", "industry"}
+    assert written["dataset_drift"] is False and set(written["features"]) >= {"text_words", "industry", "copy_embedding"}
     assert (tmp_path / "105" / "drift.html").stat().st_size > 10_000
 
 
@@ -49,7 +49,8 @@ def test_a_real_shift_raises_drift_and_names_the_features(params, reference, tmp
     current["industry"] = "electronics"
     report = drift(reference, current, str(tmp_path), params)
     assert report["dataset_drift"]
-    assert {"text_upper_share", "text_exclamations", "industry"} <= set(report["drifted_features"])
+    assert {"text_upper_share", "text_exclamations", "industry", "copy_embedding"} <= set(report["drifted_features"])
+    assert report["features"]["copy_embedding"]["kind"] == "embedding"
     assert report["features"]["industry"]["kind"] == "context"
 
 
