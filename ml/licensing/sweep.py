@@ -155,8 +155,8 @@ def licence_sweep(datasets_uri: str, *, on: str, run_id: str, ledger_uri: str, o
         "stage": "licence_sweep", "on": day.isoformat(), "run_id": run_id, "policy_version": version,
         "dataset_version_checked": latest["version"], "checked": int(len(manifest)), "refused": len(refused),
         "refused_by_reason": dict(sorted(by_reason.items())),
-        "assets": [{"asset_id": a, "reasons": r, "kind": rows.at[a, "kind"], "licence": rows.at[a, "licence"],
-                    "licence_expires": rows.at[a, "licence_expires"], "consent_id": rows.at[a, "consent_id"]}
+        "assets": [{"asset_id": a, "reasons": r, **{k: None if pd.isna(rows.at[a, k]) else rows.at[a, k]
+                                                     for k in ("kind", "licence", "licence_expires", "consent_id")}}
                    for a, r in sorted(refused.items())],
         "dataset_versions": datasets, "model_versions": affected_models, "champion_affected": champion_affected,
         "new_dataset_version": published["version"] if published and published["changed"] else None,
