@@ -214,7 +214,8 @@ def cmd_serve(args, params) -> int:
 
 
 def cmd_drift(args, params) -> int:
-    from ml.monitoring.drift import drift, read_table
+    from ml.common.io import read_table
+    from ml.monitoring.drift import drift
 
     r = drift(read_table(args.reference), read_table(args.current), args.out, params)
     print(f"drift: {'DRIFT' if r['dataset_drift'] else 'no drift'}: {len(r['drifted_features'])} of "

@@ -160,3 +160,24 @@ def read_parquet(uri: str):
     import pandas as pd
 
     return pd.read_parquet(_io.BytesIO(read_bytes(uri)), engine="pyarrow")
+
+
+def read_table(uri: str):
+    """A Parquet, CSV or JSONL table; a folder means every Parquet part under it (a prediction log)."""
+    import io as _io
+    import json
+
+    import pandas as pd
+
+    from ml.common.config import InputError
+
+    if uri.endswith(".csv"):
+        return pd.read_csv(_io.BytesIO(read_bytes(uri)))
+    if uri.endswith(".jsonl"):
+        return pd.DataFrame([json.loads(line) for line in read_text(uri).splitlines() if line.strip()])
+    if uri.endswith(".parquet"):
+        return read_parquet(uri)
+    parts = [k for k in list_keys(uri) if k.endswith(".parquet")]
+    if not parts:
+        raise InputError(f"{uri}: no .parquet, .csv or .jsonl table, and no Parquet parts under it")
+    return pd.concat([read_parquet(k) for k in parts], ignore_index=True)

@@ -32,13 +32,7 @@ def read_withdrawn(uri: str | None, on: date) -> tuple[dict, dict]:
     """Withdrawn consents known on ``on``: by consent id and by asset id → withdrawal date."""
     if not uri:
         return {}, {}
-    if uri.endswith(".csv"):
-        import io as _io
-        frame = pd.read_csv(_io.BytesIO(io.read_bytes(uri)), dtype=str)
-    elif uri.endswith(".jsonl"):
-        frame = pd.DataFrame([json.loads(line) for line in io.read_text(uri).splitlines() if line.strip()])
-    else:
-        frame = io.read_parquet(uri)
+    frame = io.read_table(uri)
     if not {"consent_id", "asset_id"} & set(frame.columns):
         raise InputError(f"{uri}: a withdrawn-consent list needs a consent_id or asset_id column")
     frame = frame.assign(withdrawn_at=frame.get("withdrawn_at", pd.Series([on.isoformat()] * len(frame))).fillna(

@@ -15,7 +15,6 @@ verdict) and ``drift.html`` (Evidently's report, for stewards); returns the JSON
 """
 from __future__ import annotations
 
-import io as _io
 import json
 import re
 from functools import lru_cache
@@ -154,17 +153,3 @@ def embedding_drift(reference: pd.DataFrame, current: pd.DataFrame, params: dict
     threshold = float(cfg["embedding_max_auc"])
     return {"method": "domain classifier ROC AUC", "value": value, "threshold": threshold, "drift": value > threshold,
             "kind": "embedding", "rows": {"reference": len(tables[0]), "current": len(tables[1])}}
-
-
-def read_table(uri: str) -> pd.DataFrame:
-    """A Parquet, CSV or JSONL table; a folder means every Parquet part under it (a prediction log)."""
-    if uri.endswith(".csv"):
-        return pd.read_csv(_io.BytesIO(io.read_bytes(uri)))
-    if uri.endswith(".jsonl"):
-        return pd.DataFrame([json.loads(line) for line in io.read_text(uri).splitlines() if line.strip()])
-    if uri.endswith(".parquet"):
-        return io.read_parquet(uri)
-    parts = [k for k in io.list_keys(uri) if k.endswith(".parquet")]
-    if not parts:
-        raise InputError(f"{uri}: no .parquet, .csv or .jsonl table, and no Parquet parts under it")
-    return pd.concat([io.read_parquet(k) for k in parts], ignore_index=True)

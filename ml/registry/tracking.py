@@ -70,6 +70,17 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def version_by_alias(alias: str):
+    """The registry version holding ``alias``, or None while none does (or nothing is registered)."""
+    configure()
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(MODEL_NAME, alias)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
 def params_fingerprint(params: dict, brands=()) -> str:
     """What in params.yaml shapes a model (training, evaluation gates, seed) and the brand subset."""
     from ml.common.config import stable_hash
@@ -81,13 +92,9 @@ def params_fingerprint(params: dict, brands=()) -> str:
 def unchanged_since_champion(dataset_version: str, params: dict, brands=()) -> str | None:
     """Why retraining can be skipped (the champion was trained on this dataset version, at this
     commit, with these params), or None when something changed or there is no champion."""
-    configure()
-    try:
-        champion = mlflow.MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion")
-    except mlflow.exceptions.MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
+    champion = version_by_alias("champion")
+    if champion is None:
+        return None
     now = {"dataset_version": dataset_version, "git_commit": git_commit(),
            "params_sha256": params_fingerprint(params, brands)}
     changed = [k for k, v in now.items() if champion.tags.get(k) != v]
@@ -181,13 +188,9 @@ def track_and_register(train_dir: str, eval_dir: str, *, labelled_uri: str, data
 def champion_adapter(alias: str = "champion") -> tuple[str, str] | None:
     """The adapter file of the model version holding ``alias`` and a name for reports; None
     while no version holds it (the first model)."""
-    configure()
-    try:
-        version = mlflow.MlflowClient().get_model_version_by_alias(MODEL_NAME, alias)
-    except mlflow.exceptions.MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
+    version = version_by_alias(alias)
+    if version is None:
+        return None
     path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path="adapter/adapter.npz")
     return path, f"the {alias} (version {version.version})"
 
