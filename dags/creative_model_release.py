@@ -1,6 +1,7 @@
 """Wiring of the release DAG. Task bodies call one function of ``ml`` each."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -20,7 +21,8 @@ Takes the registry's `challenger` (or the version in the `version` param) to pro
 3. **start_canary**: the version becomes `canary` with `release.canary.weight` of the traffic
    (the first model of all, with no champion to compare with, becomes `champion`).
 4. **wait_N / analyse_N**, once per ramp step (`release.canary.ramp` in `params.yaml`): after
-   `step_minutes` of traffic, the canary is judged against the champion on the prediction log of
+   `step_minutes` of traffic (and `analysis.min_requests` on both models, waiting up to
+   `max_wait_minutes` for them), the canary is judged against the champion on the prediction log of
    that window (error rate, latency p95, score distribution shift). Passed: the next weight, and
    after the last one `champion` (the old champion keeps `previous`). Failed: the canary is rolled
    back automatically and the run fails with the reasons.
@@ -132,12 +134,20 @@ def creative_model_release():
 
     @task.sensor(poke_interval=30, timeout=60 * 60 * 24, mode="reschedule")
     def wait(step: dict) -> PokeReturnValue:
+        from ml.registry.canary import window_ready
+
+        if "canary" not in step["aliases"]:
+            return PokeReturnValue(is_done=True, xcom_value=step)
+        canary = _params()["release"]["canary"]
         minutes = get_current_context()["params"]["step_minutes"]
-        if minutes is None:
-            minutes = float(_params()["release"]["canary"]["step_minutes"])
-        until = datetime.fromisoformat(step["since"]) + timedelta(minutes=minutes)
-        done = "canary" not in step["aliases"] or datetime.now(timezone.utc) >= until
-        return PokeReturnValue(is_done=done, xcom_value={**step, "until": until.isoformat()})
+        minutes = float(canary["step_minutes"] if minutes is None else minutes)
+        since, now = datetime.fromisoformat(step["since"]), datetime.now(timezone.utc)
+        done, counts = window_ready(_locations()["log_uri"], since, now, minutes,
+                                    max(minutes, float(canary["max_wait_minutes"])), step["aliases"]["champion"],
+                                    step["aliases"]["canary"], int(_params()["release"]["analysis"]["min_requests"]))
+        if counts and not done:
+            logging.getLogger("airflow.task").info("waiting for traffic: %s requests since %s", counts, step["since"])
+        return PokeReturnValue(is_done=done, xcom_value={**step, "until": now.isoformat()})
 
     def analyse(index: int, next_step):
         @task(task_id=f"analyse_{index}")

@@ -81,6 +81,21 @@ def check_canary(stats: dict, th: dict) -> Verdict:
     return Verdict(not reasons, reasons, stats)
 
 
+def window_ready(log_uri: str, start: datetime, now: datetime, minutes: float, max_wait_minutes: float,
+                 champion: str, canary: str, min_requests: int) -> tuple[bool, dict]:
+    """Whether the window ``[start, now)`` can be judged: at least ``minutes`` long and with
+    ``min_requests`` on both models, or already ``max_wait_minutes`` long (then the analysis
+    judges what there is, and too little traffic fails it). Returns the answer and the counts."""
+    from ml.serving.predlog import read_window
+
+    elapsed = (now - start).total_seconds() / 60
+    if elapsed < minutes:
+        return False, {}
+    versions = read_window(log_uri, start, now)["model_version"].astype(str)
+    counts = {name: int((versions == str(v)).sum()) for name, v in (("champion", champion), ("canary", canary))}
+    return min(counts.values()) >= min_requests or elapsed >= max_wait_minutes, counts
+
+
 def analyse(log_uri: str, start: datetime, end: datetime, champion: str, canary: str, th: dict) -> dict:
     """Read the window ``[start, end)`` of the prediction log and judge the canary."""
     from ml.serving.predlog import read_window

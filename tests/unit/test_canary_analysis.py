@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.registry.canary import analyse, check_canary, compare, ks_statistic
+from ml.registry.canary import analyse, check_canary, compare, ks_statistic, window_ready
 from ml.serving.models import bucket
 from ml.serving.predlog import PredictionLog, read_window
 
@@ -89,3 +89,21 @@ def test_a_thin_window_does_not_raise_a_false_shift_alarm():
                        for seed in range(40))
     assert false_alarms <= 1
     assert not check_canary(compare(traffic(7, n=200, canary_share=0.2, voice_shift=-0.4), "1", "2"), th).passed
+
+
+def test_the_window_waits_for_enough_traffic_on_both_models_up_to_the_longest_wait(tmp_path):
+    rows = traffic(3, n=2000)  # about 200 canary requests over the hour
+    log = PredictionLog(str(tmp_path / "log"))
+    log.append(rows.to_dict("records"))
+    log.flush()
+
+    def ready(minutes_in, step=10, longest=60, need=50):
+        return window_ready(str(tmp_path / "log"), START, START + timedelta(minutes=minutes_in), step, longest,
+                            "1", "2", need)
+
+    assert ready(5) == (False, {})  # the step is not over
+    done, counts = ready(12)
+    canary_by_12 = int(((rows["model_version"] == "2") & (rows["ts"] < START + timedelta(minutes=12))).sum())
+    assert not done and counts["canary"] == canary_by_12 < 50 and counts["champion"] > 50
+    assert ready(30)[0]  # enough on both by then
+    assert not ready(30, need=500)[0] and ready(60, need=500)[0]  # never enough: judged at the longest wait
