@@ -17,10 +17,12 @@ same window):
 1. **monitor**: the champion's (and the canary's) answers in the window, from the scoring
    service's prediction log, against the champion's training data with its own scores
    (computed once per champion and cached): text descriptors, context (industry, channel,
-   audience) and score drift with Evidently. Reports per window under
+   audience), copy embedding and score drift with Evidently's tests, and target drift
+   (click-through, conversion rates) when the outcome feed under `$CREATIVE_DATA_URI/outcomes/`
+   has the window. Reports per window under
    `$CREATIVE_DATA_URI/monitoring/windows/<start>/`; figures in the MLflow experiment
    `creative-copy-scorer-monitoring`. A drifting canary is rolled back here.
-2. **drifted** / **trigger_retraining**: champion drift emits `creative_drift_detected`, on
+2. **drifted** / **trigger_retraining**: champion drift (inputs or target) emits `creative_drift_detected`, on
    which `creative_training` is scheduled.
 """
 
@@ -57,7 +59,7 @@ def creative_drift_monitoring():
         return monitor_window(io.join(root, "predictions"), start, end,
                               io.join(root, "monitoring", "windows", safe_key(start.isoformat())), params,
                               cache_uri=io.join(root, "monitoring", "reference"),
-                              audit_uri=io.join(root, "ledger", "releases"))
+                              audit_uri=io.join(root, "ledger", "releases"), outcomes_uri=io.join(root, "outcomes"))
 
     @task.short_circuit
     def drifted(result: dict) -> bool:

@@ -218,10 +218,11 @@ def cmd_drift(args, params) -> int:
     from ml.monitoring.drift import drift
 
     r = drift(read_table(args.reference), read_table(args.current), args.out, params)
+    target = ", ".join(f"{c} {'DRIFT' if t['drift'] else 'stable'}" for c, t in r["target"].items()) or "no outcomes"
     print(f"drift: {'DRIFT' if r['dataset_drift'] else 'no drift'}: {len(r['drifted_features'])} of "
-          f"{len(r['features'])} features drifted ({', '.join(r['drifted_features']) or 'none'}); "
+          f"{len(r['features'])} features drifted ({', '.join(r['drifted_features']) or 'none'}); target: {target}; "
           f"rows {r['rows']['reference']} reference, {r['rows']['current']} current -> {r['outputs']['html']}")
-    return 1 if r["dataset_drift"] else 0
+    return 1 if r["dataset_drift"] or r["target_drift"] else 0
 
 
 def cmd_licence_sweep(args, params) -> int:

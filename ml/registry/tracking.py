@@ -28,7 +28,7 @@ MODEL_NAME = "creative-copy-scorer"
 LINEAGE_ARTIFACT = "lineage/assets.json"
 TRAINING_DATA = "training_data.parquet"  # under lineage/
 TRAINING_COLUMNS = ["asset_id", "copy_variant_id", "brand", "industry", "channel", "audience", "cta", "headline",
-                    "body", "engagement_label", "brand_voice"]
+                    "body", "engagement_label", "brand_voice", "impressions", "clicks", "conversions"]
 EXPERIMENT = "creative-copy-scorer"
 INPUT_EXAMPLE = {"brand": "Atelier Nord", "industry": "fashion", "channel": "social", "audience": "returning_customers",
                  "cta": "Discover", "headline": "Timeless jacket by Atelier Nord",

@@ -55,8 +55,9 @@ class PredictionLog:
         return len(rows)
 
 
-def read_window(uri: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Rows with ``start <= ts < end`` (both timezone-aware), read from the hours they cover."""
+def read_window(uri: str, start: datetime, end: datetime, columns: list[str] = COLUMNS) -> pd.DataFrame:
+    """Rows with ``start <= ts < end`` (both timezone-aware), read from the hours they cover, of
+    any table kept in this layout (the prediction log, the outcome feed)."""
     hour = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
     frames = []
     while hour < end:
@@ -65,7 +66,7 @@ def read_window(uri: str, start: datetime, end: datetime) -> pd.DataFrame:
                 frames.append(io.read_parquet(key))
         hour += timedelta(hours=1)
     if not frames:
-        return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(columns=columns)
     frame = pd.concat(frames, ignore_index=True)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame[(frame["ts"] >= start) & (frame["ts"] < end)].sort_values("ts").reset_index(drop=True)

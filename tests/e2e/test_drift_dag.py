@@ -1,6 +1,7 @@
 """The drift monitoring DAG with dag.test() on seeded prediction-log windows: several windows
 from the same process as the champion's training data raise no alarm; a real shift of the
-copy triggers retraining (the Asset event); a drifting canary is rolled back."""
+copy triggers retraining (the Asset event); a drifting canary is rolled back; outcomes that
+moved (target drift) trigger retraining too."""
 from __future__ import annotations
 
 import runpy
@@ -79,7 +80,7 @@ def test_windows_from_the_same_process_raise_no_alarm(world):
         write_window(world, hour, seed, 0, v1, "champion")
         dr, states = run(world, hour)
         assert dr.state == "success" and states["trigger_retraining"] == "skipped", (hour, states)
-    assert (world["tmp"] / "data" / "monitoring" / "reference" / f"{v1}.parquet").exists()  # computed once, reused
+    assert (world["tmp"] / "data" / "monitoring" / "reference" / v1 / "reference.json").exists()  # built once, reused
     assert (world["tmp"] / "data" / "monitoring" / "windows" / "2031-03-01T02_00_00+00_00" / "champion"
             / "drift.html").exists()
 
@@ -107,3 +108,21 @@ def test_a_drifting_canary_is_rolled_back(world):
     assert release.state()["aliases"] == {"champion": v1}
     last = release.history(world["audit"], 1)[-1]
     assert last["action"] == "abort_canary" and last["who"] == "creative_drift_monitoring"
+
+
+def test_outcomes_that_moved_trigger_retraining(world):
+    import mlflow
+
+    from ml.common import io
+    from ml.serving.predlog import partition
+
+    v1 = world["versions"][0]
+    write_window(world, 5, 37, 0, v1, "champion")  # the copy is as usual
+    feed = truth_frame("synthetic://?seed=38&n=240&copy_share=1&problem_share=0", world["params"])
+    feed = feed.assign(ts=DAY + timedelta(hours=5, minutes=30), clicks=feed["clicks"] // 3)  # a third of the clicks
+    io.write_parquet(io.join(partition(str(world["tmp"] / "data" / "outcomes"), DAY + timedelta(hours=5)), "feed.parquet"),
+                     feed[["ts", "copy_variant_id", "impressions", "clicks", "conversions"]])
+    dr, states = run(world, 5)
+    assert dr.state == "success" and states["trigger_retraining"] == "success", states
+    last = mlflow.search_runs(experiment_names=["creative-copy-scorer-monitoring"], order_by=["start_time DESC"]).iloc[0]
+    assert last["metrics.dataset_drift"] == 0 and last["metrics.target_drift_ctr"] < 0.001

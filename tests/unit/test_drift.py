@@ -10,7 +10,7 @@ import pytest
 
 from ml.__main__ import main
 from ml.data.sources import open_source
-from ml.monitoring.drift import descriptors, drift
+from ml.monitoring.drift import Reference, descriptors, drift
 
 
 def copy_rows(params, seed: int, n: int) -> pd.DataFrame:
@@ -23,6 +23,10 @@ def reference(params):
     return copy_rows(params, 100, 900)
 
 
+def without_embeddings(params):
+    return {**params, "monitoring": {**params["monitoring"], "drift": {**params["monitoring"]["drift"], "embeddings": False}}}
+
+
 def test_descriptors_measure_what_they_say():
     d = descriptors(pd.Series(["Quiet, refined coat.", "BUY NOW!!! 50% OFF ZXQV", ""]))
     assert d["text_words"].tolist() == [3, 4, 0]
@@ -33,9 +37,15 @@ def test_descriptors_measure_what_they_say():
 
 
 def test_windows_from_the_same_process_raise_no_alarm(params, reference, tmp_path):
+    ref = Reference.build(reference, params)  # once, as the monitor does per champion
+    ref.save(str(tmp_path / "reference"))
+    assert Reference.load(str(tmp_path / "reference"), params).features.equals(ref.features)
+    assert Reference.load(str(tmp_path / "reference"), without_embeddings(params)) is None  # other settings: rebuilt
     for seed in (101, 102, 103, 104, 105):
-        report = drift(reference, copy_rows(params, seed, 400), str(tmp_path / str(seed)), params)
-        assert not report["dataset_drift"], (seed, report["drifted_features"])
+        report = drift(ref, copy_rows(params, seed, 400), str(tmp_path / str(seed)), params)
+        assert not report["dataset_drift"] and not report["target_drift"], (seed, report["drifted_features"],
+                                                                            report["target"])
+        assert set(report["target"]) == {"ctr", "conversion_rate"}
         assert len(report["drifted_features"]) <= 2, (seed, report["drifted_features"])
     written = json.loads((tmp_path / "105" / "drift.json").read_text())
     assert written["dataset_drift"] is False and set(written["features"]) >= {"text_words", "industry", "copy_embedding"}
@@ -55,6 +65,7 @@ def test_a_real_shift_raises_drift_and_names_the_features(params, reference, tmp
 
 
 def test_prediction_drift_is_measured_when_both_tables_have_scores(params, reference, tmp_path):
+    params = without_embeddings(params)
     rng = np.random.default_rng(3)
     current = copy_rows(params, 107, 400)
     ref = reference.assign(p_on_voice=rng.beta(5, 2, len(reference)), p_positive_engagement=rng.beta(2, 3, len(reference)))
@@ -77,3 +88,44 @@ def test_the_command_exits_1_on_drift_and_2_on_a_table_it_cannot_read(params, re
     pd.DataFrame({"x": range(100)}).to_parquet(tmp_path / "bad.parquet")
     assert main(["drift", "--reference", str(tmp_path / "ref.parquet"), "--current", str(tmp_path / "bad.parquet"),
                  "--out", str(tmp_path / "out2")]) == 2
+
+
+@pytest.mark.parametrize("reference_rows", [900, 1500])  # Evidently picks K-S/chi-square up to 1000 rows, then distances
+def test_the_verdicts_are_those_of_a_plain_evidently_report(params, tmp_path, reference_rows):
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    from ml.monitoring.drift import CONTEXT, DESCRIPTORS, features
+
+    reference = copy_rows(params, 120, reference_rows)
+    current = copy_rows(params, 121, 600)
+    loud = current.sample(frac=0.3, random_state=2).index
+    current.loc[loud, "body"] = current.loc[loud, "body"] + "!!"
+    ours = drift(reference, current, str(tmp_path), without_embeddings(params))
+    definition = DataDefinition(numerical_columns=DESCRIPTORS, categorical_columns=CONTEXT)
+    snapshot = Report([DataDriftPreset(columns=DESCRIPTORS + CONTEXT)]).run(
+        Dataset.from_pandas(features(current), data_definition=definition),
+        Dataset.from_pandas(features(reference), data_definition=definition))
+    theirs = {m["config"]["column"]: m["value"] for m in snapshot.dict()["metrics"]
+              if m["config"].get("type", "").endswith("ValueDrift")}
+    assert set(theirs) == set(ours["features"]) == set(DESCRIPTORS + CONTEXT)
+    for column, value in theirs.items():
+        assert ours["features"][column]["value"] == pytest.approx(value, rel=1e-9, abs=1e-12), column
+    assert "text_exclamations" in ours["drifted_features"]
+    assert {f["method"] for f in ours["features"].values()} == (
+        {"K-S p_value", "chi-square p_value"} if reference_rows <= 1000 else {"Wasserstein distance (normed)", "Jensen-Shannon distance"})
+
+
+def test_target_drift_once_outcomes_arrive(params, reference, tmp_path):
+    params = without_embeddings(params)
+    ref = Reference.build(reference, params)
+    current = copy_rows(params, 109, 400)
+    without = drift(ref, current.drop(columns=["impressions", "clicks", "conversions"]), str(tmp_path / "a"), params)
+    assert without["target"] == {} and not without["target_drift"]
+    feed = current[["copy_variant_id", "impressions", "clicks", "conversions"]].copy()
+    feed["clicks"] = feed["clicks"] // 3  # the same copy now earns a third of the clicks
+    moved = drift(ref, current.drop(columns=["impressions", "clicks", "conversions"]), str(tmp_path / "b"), params,
+                  outcomes=feed)
+    assert moved["target_drift"] and moved["target"]["ctr"]["drift"] and moved["target"]["ctr"]["kind"] == "target"
+    assert not moved["dataset_drift"]  # the copy itself did not change
+    assert moved["rows"]["outcomes"] == int((feed["impressions"] > 0).sum())
