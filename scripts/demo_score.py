@@ -1,5 +1,6 @@
 """Part of `make demo`: wait until the scoring service is ready, score a few ad-copy variants
-over HTTP, and print the answers."""
+over HTTP and print the answers; then, given a table of ad copy, send its rows as traffic (in
+requests of 8 items), so the prediction log holds a window for the drift step."""
 from __future__ import annotations
 
 import sys
@@ -19,7 +20,7 @@ EXAMPLES = [
 ]
 
 
-def main(url: str) -> int:
+def main(url: str, traffic: str | None = None) -> int:
     deadline = time.monotonic() + 180
     while True:
         try:
@@ -43,8 +44,18 @@ def main(url: str) -> int:
         session.post(f"{url}/v1/score", json={"items": EXAMPLES[:1], "request_key": f"demo-{i}"}, timeout=30)
     print(f"  20 single-item requests: {(time.perf_counter() - start) / 20 * 1000:.1f} ms each on average "
           "(benchmarks/bench_serving.py measures p50/p95/p99)")
+    if traffic:
+        import pandas as pd
+
+        rows = pd.read_parquet(traffic).sample(frac=1.0, random_state=0).head(400)
+        items = [{"text": f"{r.headline} {r.body}", "brand": r.brand, "industry": r.industry, "channel": r.channel,
+                  "audience": r.audience, "cta": r.cta} for r in rows.itertuples()]
+        for lo in range(0, len(items), 8):
+            session.post(f"{url}/v1/score", json={"items": items[lo:lo + 8], "request_key": f"traffic-{lo}"},
+                         timeout=30).raise_for_status()
+        print(f"  traffic: {len(items)} rows of {traffic} scored, in requests of 8")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:3]))
