@@ -46,9 +46,13 @@ class Settings:
 
     @classmethod
     def from_params(cls, params: dict, log_uri: str | None = None) -> "Settings":
+        from ml.common import io
+        from ml.common.config import data_root
+
         s = params["serving"]
+        log_uri = log_uri or s.get("log_uri") or io.join(data_root(), "predictions")
         return cls(int(s["max_items"]), int(s["max_text_bytes"]), int(s["max_batch_items"]), float(s["reload_seconds"]),
-                   log_uri or s["log_uri"], int(s["log_flush_rows"]), float(s["log_flush_seconds"]),
+                   log_uri, int(s["log_flush_rows"]), float(s["log_flush_seconds"]),
                    os.environ.get("SCORING_ADMIN_TOKEN") or None)
 
 
