@@ -166,7 +166,7 @@ def main() -> int:
                               if plain.get(c, [None])[0] != ours[c][0]]
             med = {m: {k: statistics.median(x[k] for x in v) for k in ("seconds", "peak_mib")} for m, v in runs.items()}
             rows.append((n, med, sorted(c for c, v in ours.items() if v[0]), len(ours)))
-    lines = [f"## drift\n\nCommand: `.venv/bin/python benchmarks/bench_drift.py --sizes {' '.join(map(str, args.sizes))} "
+    lines = [f"## Drift: the job with the reference reused against a plain Evidently DataDriftPreset run\n\nCommand: `.venv/bin/python benchmarks/bench_drift.py --sizes {' '.join(map(str, args.sizes))} "
              f"--rounds {args.rounds} --reference {args.reference}` ({date.today()}, medians of {args.rounds} "
              "rounds, each job in a fresh process, alternating).\n",
              f"Reference: {args.reference:,} rows with scores; built once per champion in {build['seconds']:.1f} s "
