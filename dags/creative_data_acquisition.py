@@ -40,9 +40,15 @@ def _run_folder() -> tuple[str, str, str]:
     return io.join(data_root(), "runs", safe_key(when.isoformat())), when.isoformat(), ctx["run_id"]
 
 
+def _schedule():
+    from ml.common.config import load_params
+
+    return load_params()["acquire"].get("schedule")
+
+
 @dag(
     dag_id="creative_data_acquisition",
-    schedule="@daily",
+    schedule=_schedule(),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
