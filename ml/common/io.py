@@ -66,7 +66,7 @@ def s3_client(endpoint_url: str | None = None):
         config=Config(
             retries={"max_attempts": int(os.environ.get("CREATIVE_S3_MAX_ATTEMPTS", "5")), "mode": "standard"},
             connect_timeout=5,
-            read_timeout=60,
+            read_timeout=float(os.environ.get("CREATIVE_S3_READ_TIMEOUT", "60")),
         ),
     )
 

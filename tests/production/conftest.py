@@ -63,12 +63,15 @@ class Stack:
     def __init__(self, home: Path, env: dict, url: str):
         self.home, self.env, self.url = home, env, url
         self.procs: dict[str, subprocess.Popen] = {}
+        self.specs: dict[str, tuple] = {}
         self._token = None
 
     def start(self, name: str, *args: str, **extra_env: str) -> subprocess.Popen:
+        self.specs[name] = (args, extra_env)
         log = open(self.home / f"{name}.log", "ab")
         proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), *args], cwd=REPO,
-                                env={**self.env, **extra_env}, stdout=log, stderr=subprocess.STDOUT,
+                                env={**self.env, **extra_env}, stdout=log,
+                                stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[name] = proc
         return proc
@@ -84,6 +87,37 @@ class Stack:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+
+    def tree(self, names=None) -> list[int]:
+        """The pids of the named processes (all by default) and of everything they started, found
+        through parent pids: a task's supervisor and the task run in sessions of their own and
+        retitle themselves, so neither the process group nor the environment finds them."""
+        parents = {}
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit():
+                    parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+        found = [p.pid for n, p in self.procs.items() if names is None or n in names]
+        for pid in found:
+            found += [child for child, parent in parents.items() if parent == pid and child not in found]
+        return found
+
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL a process and everything it started, as a crashed machine would."""
+        pids = self.tree([name])
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.procs.pop(name).wait(timeout=30)
+        return pids
+
+    def restart(self, name: str) -> subprocess.Popen:
+        args, extra_env = self.specs[name]
+        return self.start(name, *args, **extra_env)
 
     def api(self, method: str, path: str, **kwargs) -> dict:
         if self._token is None:
@@ -116,7 +150,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, s3_server):
+def stack(tmp_path_factory, s3_server, request):
+    """The stack for one test module; the module's ``STACK_ENV`` (a dict) is added to every
+    process's environment."""
     from ml.common import io
 
     database = create_database("creative_af")
@@ -144,7 +180,8 @@ def stack(tmp_path_factory, s3_server):
            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
            "PYTHONPATH": str(REPO), "CREATIVE_PARAMS": str(home / "params.yaml"),
-           "CREATIVE_DATA_URI": f"s3://{bucket}/creative"}
+           "CREATIVE_DATA_URI": f"s3://{bucket}/creative",
+           **getattr(request.module, "STACK_ENV", {})}
     for key in ("MLFLOW_TRACKING_URI", "CREATIVE_MLFLOW_ARTIFACTS"):
         env.pop(key, None)
     url = f"http://127.0.0.1:{port}"
@@ -172,8 +209,14 @@ def stack(tmp_path_factory, s3_server):
             time.sleep(2)
         yield s
     finally:
+        started = s.tree()
         for name in list(s.procs):
             s.stop(name)
+        for pid in started:  # what a stopped process left behind
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         drop_database(database)
         import redis
 
