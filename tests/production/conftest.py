@@ -240,12 +240,13 @@ def mlflow_production(tmp_path_factory, s3_server):
                              "--backend-store-uri", f"{PG}/{database}", "--artifacts-destination",
                              f"s3://{bucket}/artifacts", "--workers", "1"],
                             env={**os.environ, "MLFLOW_S3_ENDPOINT_URL": s3_server}, cwd=root,
-                            stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT)
+                            stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port(port, proc, seconds=180)
-        yield {"url": f"http://127.0.0.1:{port}", "database": database, "bucket": bucket, "log": root / "server.log"}
+        yield {"url": f"http://127.0.0.1:{port}", "database": database, "bucket": bucket, "log": root / "server.log",
+               "pgid": proc.pid}  # the server and its uvicorn workers
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         drop_database(database)
         remove_bucket(bucket)
