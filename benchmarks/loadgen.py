@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import signal
 import threading
 import time
 from collections import Counter
@@ -41,7 +42,8 @@ def body(i: int, batch: int, key_prefix: str, fmt: str) -> bytes:
 
 
 def run(url: str, clients: int, requests: int, seconds: float, batch: int, key_prefix: str,
-        fmt: str = "service") -> dict:
+        fmt: str = "service", stop: threading.Event | None = None) -> dict:
+    stop = stop or threading.Event()
     parts = urlsplit(url)
     deadline = time.monotonic() + seconds
     counter = iter(range(requests))
@@ -50,7 +52,7 @@ def run(url: str, clients: int, requests: int, seconds: float, batch: int, key_p
 
     def client():
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not stop.is_set():
             with lock:
                 i = next(counter, None)
             if i is None:
@@ -94,14 +96,17 @@ def main() -> None:
     p.add_argument("--url", required=True)
     p.add_argument("--clients", type=int, default=1)
     p.add_argument("--requests", type=int, default=1000)
-    p.add_argument("--seconds", type=float, default=60, help="stop after this long even if requests remain")
+    p.add_argument("--seconds", type=float, default=60,
+                   help="stop after this long even if requests remain (SIGTERM stops it early, results kept)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--key-prefix", default="load-")
     p.add_argument("--format", choices=["service", "mlflow"], default="service",
                    help="request body: this service's, or `mlflow models serve`'s dataframe_split")
     p.add_argument("--out")
     a = p.parse_args()
-    result = run(a.url, a.clients, a.requests, a.seconds, a.batch, a.key_prefix, a.format)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    result = run(a.url, a.clients, a.requests, a.seconds, a.batch, a.key_prefix, a.format, stop)
     text = json.dumps(result, indent=2)
     if a.out:
         with open(a.out, "w") as fh:

@@ -186,7 +186,7 @@ def test_a_reload_under_load_fails_no_request(service):
     v1, v2, v3 = service["versions"]
     out = service["root"] / "load.json"
     load = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "loadgen.py"), "--url",
-                             f"{service['url']}/v1/score", "--clients", "2", "--requests", "100000", "--seconds", "30",
+                             f"{service['url']}/v1/score", "--clients", "2", "--requests", "100000", "--seconds", "300",
                              "--key-prefix", "reload-", "--out", str(out)], stdout=subprocess.DEVNULL)
     time.sleep(2)
     audit, ledger = service["audit"], service["ledger"]
@@ -194,6 +194,8 @@ def test_a_reload_under_load_fails_no_request(service):
     release.start_canary(release.Actor("rm", "v3 in"), audit_uri=audit, ledger_uri=ledger, weight=0.5, version=v3)
     r = requests.post(f"{service['url']}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
     assert r.status_code == 200 and r.json()["models"] == {"champion": v1, "canary": v3}
+    time.sleep(5)  # traffic on the new pair, however long the reload took on a busy machine
+    load.terminate()  # the load generator stops and writes what it saw
     assert load.wait(timeout=90) == 0
     result = json.loads(out.read_text())
     assert result["requests"] > 50 and result["failures"] == 0, result
