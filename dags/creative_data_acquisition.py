@@ -40,21 +40,25 @@ def _run_folder() -> tuple[str, str, str]:
     return io.join(data_root(), "runs", safe_key(when.isoformat())), when.isoformat(), ctx["run_id"]
 
 
-def _schedule():
+def _settings() -> dict:
     from ml.common.config import load_params
 
-    return load_params()["acquire"].get("schedule")
+    return load_params()["acquire"]
+
+
+SETTINGS = _settings()
 
 
 @dag(
     dag_id="creative_data_acquisition",
-    schedule=_schedule(),
+    schedule=SETTINGS.get("schedule"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
     tags=["creative", "data", "governance"],
     doc_md=DOC,
-    default_args={"owner": "data-platform", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={"owner": "data-platform", "retries": SETTINGS["retries"],
+                  "retry_delay": timedelta(seconds=SETTINGS["retry_delay_seconds"])},
     params={
         "sources": Param([], type="array", items={"type": "string", "minLength": 1},
                          description="Source URIs; empty = the synthetic default of params.yaml"),

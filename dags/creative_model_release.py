@@ -138,13 +138,14 @@ def creative_model_release():
 
         if "canary" not in step["aliases"]:
             return PokeReturnValue(is_done=True, xcom_value=step)
-        canary = _params()["release"]["canary"]
+        release = _params()["release"]
+        canary = release["canary"]
         minutes = get_current_context()["params"]["step_minutes"]
         minutes = float(canary["step_minutes"] if minutes is None else minutes)
         since, now = datetime.fromisoformat(step["since"]), datetime.now(timezone.utc)
         done, counts = window_ready(_locations()["log_uri"], since, now, minutes,
                                     max(minutes, float(canary["max_wait_minutes"])), step["aliases"]["champion"],
-                                    step["aliases"]["canary"], int(_params()["release"]["analysis"]["min_requests"]))
+                                    step["aliases"]["canary"], int(release["analysis"]["min_requests"]))
         if counts and not done:
             logging.getLogger("airflow.task").info("waiting for traffic: %s requests since %s", counts, step["since"])
         return PokeReturnValue(is_done=done, xcom_value={**step, "until": now.isoformat()})

@@ -162,6 +162,7 @@ def stack(tmp_path_factory, s3_server, request):
     home = tmp_path_factory.mktemp("airflow-celery")
     settings = yaml.safe_load((REPO / "params.yaml").read_text())
     settings["acquire"]["schedule"] = None  # runs come from the REST API only, not from the calendar
+    settings["acquire"]["retry_delay_seconds"] = 5  # the fault tests wait for a retry, not for a minute
     (home / "params.yaml").write_text(yaml.safe_dump(settings))
     port = free_port()
     env = {**os.environ,
