@@ -9,36 +9,25 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.conftest import LENIENT, REPO, adapter_variant, truth_frame
+from tests.conftest import REPO, truth_frame
 
 pytestmark = pytest.mark.slow
 DAY = datetime(2031, 3, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, params, trained, labelled_truth):
+def world(tmp_path_factory, params, register_variants):
     import os
 
-    from ml.evaluation.evaluate import evaluate
     from ml.registry import release
-    from ml.registry.tracking import track_and_register
     from ml.training.model import Scorer
 
     tmp = tmp_path_factory.mktemp("drift")
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "CREATIVE_MLFLOW_ARTIFACTS", "CREATIVE_DATA_URI")}
     os.environ.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp / 'mlflow.db'}",
                       CREATIVE_MLFLOW_ARTIFACTS=(tmp / "artifacts").as_uri(), CREATIVE_DATA_URI=str(tmp / "data"))
-    p = {**params, "evaluation": {**params["evaluation"], **LENIENT}}
-    (tmp / "manifest").write_bytes(b"m")
-    train_dir = trained["outputs"]["adapter"].rsplit("/", 1)[0]
-    versions, scorers = [], []
-    for i, bias in enumerate((0.0, 3.0)):
-        folder = adapter_variant(train_dir, str(tmp / f"train{i}"), bias)
-        evaluate(folder, labelled_truth, str(tmp / f"eval{i}"), p)
-        versions.append(track_and_register(folder, str(tmp / f"eval{i}"), labelled_uri=labelled_truth,
-                                           dataset_version="v", manifest_uri=str(tmp / "manifest"),
-                                           params=p)["version"])
-        scorers.append(Scorer.from_adapter(f"{folder}/adapter.npz"))
+    versions = register_variants(tmp, (0.0, 3.0))
+    scorers = [Scorer.from_adapter(str(tmp / f"train{i}" / "adapter.npz")) for i in range(2)]
     audit = str(tmp / "data" / "ledger" / "releases")
     release.start_canary(release.Actor("rm", "first"), audit_uri=audit, ledger_uri=str(tmp / "l"), weight=0.1,
                          version=versions[0])

@@ -17,17 +17,15 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import LENIENT, REPO, adapter_variant, free_port, wait_for_port
+from tests.conftest import REPO, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 DAG_ID = "creative_model_release"
 
 
 @pytest.fixture(scope="module")
-def world(mlflow_server, trained, labelled_truth, tiny_params, tmp_path_factory):
-    from ml.evaluation.evaluate import evaluate
+def world(mlflow_server, register_variants, labelled_truth, tmp_path_factory):
     from ml.registry import release
-    from ml.registry.tracking import track_and_register
 
     root = tmp_path_factory.mktemp("release-dag")
     data = root / "data"
@@ -42,16 +40,7 @@ def world(mlflow_server, trained, labelled_truth, tiny_params, tmp_path_factory)
     os.environ.update(MLFLOW_TRACKING_URI=mlflow_server, CREATIVE_PARAMS=str(root / "params.yaml"),
                       CREATIVE_DATA_URI=str(data))
 
-    params = {**tiny_params, "evaluation": {**tiny_params["evaluation"], **LENIENT}}
-    (root / "approved.parquet").write_bytes(b"m")
-    train_dir = trained["outputs"]["adapter"].rsplit("/", 1)[0]
-    versions = []
-    for i, bias in enumerate((0.0, 0.05, 4.0)):  # champion, a close challenger, a far-off one
-        folder = adapter_variant(train_dir, str(root / f"train{i}"), bias)
-        evaluate(folder, labelled_truth, str(root / f"eval{i}"), params)
-        versions.append(track_and_register(folder, str(root / f"eval{i}"), labelled_uri=labelled_truth,
-                                           dataset_version="v", manifest_uri=str(root / "approved.parquet"),
-                                           params=params)["version"])
+    versions = register_variants(root, (0.0, 0.05, 4.0))  # champion, a close challenger, a far-off one
     release.start_canary(release.Actor("rm-alice", "first model"), audit_uri=str(data / "ledger" / "releases"),
                          ledger_uri=str(data / "ledger" / "licences"), weight=0.1, version=versions[0])
 

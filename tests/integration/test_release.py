@@ -6,35 +6,19 @@ import json
 
 import pytest
 
-from tests.conftest import LENIENT, adapter_variant
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def registry(mlflow_server, trained, labelled_truth, tiny_params, tmp_path_factory):
+def registry(mlflow_server, register_variants, tmp_path_factory):
     """Three registered versions of the tiny model (the last two shifted a little), on a fresh server."""
     import os
-
-    from ml.evaluation.evaluate import evaluate
-    from ml.registry.tracking import track_and_register
 
     root = tmp_path_factory.mktemp("release")
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
-    params = {**tiny_params, "evaluation": {**tiny_params["evaluation"], **LENIENT}}
-    manifest = root / "approved.parquet"
-    manifest.write_bytes(b"manifest")
-    train_dir = trained["outputs"]["adapter"].rsplit("/", 1)[0]
-    versions = []
-    for i, bias in enumerate((0.0, 0.05, 0.1)):
-        folder = adapter_variant(train_dir, str(root / f"train{i}"), bias)
-        evaluate(folder, labelled_truth, str(root / f"eval{i}"), params)
-        r = track_and_register(folder, str(root / f"eval{i}"), labelled_uri=labelled_truth, dataset_version=f"v{i}",
-                               manifest_uri=str(manifest), params=params)
-        versions.append(r["version"])
-    yield {"versions": versions, "audit": str(root / "audit"), "ledger": str(root / "ledger"), "root": root,
-           "params": params}
+    versions = register_variants(root, (0.0, 0.05, 0.1))
+    yield {"versions": versions, "audit": str(root / "audit"), "ledger": str(root / "ledger"), "root": root}
     if old is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:

@@ -13,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import LENIENT, REPO, adapter_variant, free_port, wait_for_port
+from tests.conftest import REPO, free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 TOKEN = "test-admin-token"
@@ -22,28 +22,17 @@ ITEM = {"text": "Timeless jacket, tailored and refined.", "brand": "Atelier Nord
 
 
 @pytest.fixture(scope="module")
-def service(mlflow_server, trained, labelled_truth, tiny_params, tmp_path_factory):
+def service(mlflow_server, register_variants, tmp_path_factory):
     """Champion v1 and canary v2 (10%) in the registry; v3 registered for the reload test; the
     service process started with a fast reload and flush."""
     import os
 
-    from ml.evaluation.evaluate import evaluate
     from ml.registry import release
-    from ml.registry.tracking import track_and_register
 
     root = tmp_path_factory.mktemp("serving")
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = mlflow_server
-    params = {**tiny_params, "evaluation": {**tiny_params["evaluation"], **LENIENT}}
-    (root / "approved.parquet").write_bytes(b"m")
-    train_dir = trained["outputs"]["adapter"].rsplit("/", 1)[0]
-    versions = []
-    for i, bias in enumerate((0.0, 0.5, -0.5)):
-        folder = adapter_variant(train_dir, str(root / f"train{i}"), bias)
-        evaluate(folder, labelled_truth, str(root / f"eval{i}"), params)
-        versions.append(track_and_register(folder, str(root / f"eval{i}"), labelled_uri=labelled_truth,
-                                           dataset_version="v", manifest_uri=str(root / "approved.parquet"),
-                                           params=params)["version"])
+    versions = register_variants(root, (0.0, 0.5, -0.5))
     audit, ledger = str(root / "audit"), str(root / "ledger")
     release.start_canary(release.Actor("rm", "first"), audit_uri=audit, ledger_uri=ledger, weight=0.1,
                          version=versions[0])
