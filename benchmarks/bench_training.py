@@ -70,8 +70,8 @@ if args["mode"] == "lora":
     lat = {}
     model_fn = tf.function(lambda x: scorer.model(x, training=False))  # the model alone, on token ids
     for batch in (1, 4):
-        x = scorer.features([context[0]] * batch, [copy[0]] * batch)
         pair = ([context[0]] * batch, [copy[0]] * batch)
+        x = scorer.features(*pair)
         for _ in range(3):
             model_fn(x); scorer.model.predict(x, verbose=0); scorer.score(*pair)
         tf_times, pr_times, sv_times = [], [], []

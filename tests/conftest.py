@@ -155,9 +155,9 @@ def adapter_variant(train_dir: str, out_dir: str, voice_bias: float) -> str:
 
 @pytest.fixture(scope="session")
 def register_variants(trained, labelled_truth, tiny_params, tmp_path_factory):
-    """``register(root, biases, dataset_version="v")``: registers one variant of the tiny model per
-    voice bias in the tracking server of ``MLFLOW_TRACKING_URI`` and returns the versions, in order.
-    For tests of what happens after the gates: every variant carries the lenient evaluation of the
+    """``register(root, biases)``: registers one variant of the tiny model per voice bias (variant i
+    in ``root/train<i>``) in the tracking server of ``MLFLOW_TRACKING_URI`` and returns the
+    versions, in order. For tests of what happens after the gates: every variant carries the lenient evaluation of the
     unshifted model, made once per session (a model's evaluation is itself tested elsewhere)."""
     from ml.evaluation.evaluate import evaluate
     from ml.registry.tracking import track_and_register
@@ -167,10 +167,10 @@ def register_variants(trained, labelled_truth, tiny_params, tmp_path_factory):
     evaluation = str(tmp_path_factory.mktemp("lenient-evaluation"))
     assert evaluate(train_dir, labelled_truth, evaluation, lenient)["passed"]
 
-    def register(root: Path, biases, dataset_version: str = "v") -> list[str]:
+    def register(root: Path, biases) -> list[str]:
         (root / "approved.parquet").write_bytes(b"manifest")
         return [track_and_register(adapter_variant(train_dir, str(root / f"train{i}"), bias), evaluation,
-                                   labelled_uri=labelled_truth, dataset_version=dataset_version,
+                                   labelled_uri=labelled_truth, dataset_version="v",
                                    manifest_uri=str(root / "approved.parquet"), params=lenient)["version"]
                 for i, bias in enumerate(biases)]
 

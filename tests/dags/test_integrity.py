@@ -3,6 +3,7 @@ it loads none of the heavy libraries (they belong inside task bodies)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,18 @@ def test_parsing_loads_no_heavy_library(path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_acquisition_schedule_and_retries_come_from_params(tmp_path):
+    import yaml
+
+    settings = yaml.safe_load((DAGS.parent / "params.yaml").read_text())
+    settings["acquire"].update(schedule="@hourly", retries=5, retry_delay_seconds=7)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings))
+    code = (f"import runpy, json; dag = runpy.run_path({str(DAGS / 'creative_data_acquisition.py')!r})['dag_object']; "
+            "t = dag.get_task('acquire'); "
+            "print(json.dumps([dag.schedule, t.retries, t.retry_delay.total_seconds()]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "CREATIVE_PARAMS": str(tmp_path / "params.yaml")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["@hourly", 5, 7.0]
